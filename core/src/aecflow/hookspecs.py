@@ -1,0 +1,93 @@
+"""The plugin contract: every hook a plugin may implement.
+
+This module is the single source of truth for plugin authors. Implement a hook by defining a
+function with the same name (and any subset of its parameters), decorated with
+``aecflow.hookimpl``, in a module registered under the ``aecflow`` entry-point group::
+
+    [project.entry-points.aecflow]
+    my_storage = "my_package.plugin"
+
+Two kinds of hook:
+
+* **Registration hooks** (``register_*``) are synchronous and called once when a ``Flow``
+  starts, each with a registry object. A plugin adds named factories to it.
+* **Lifecycle and observation hooks** (``startup``, ``shutdown``, ``observe``) are broadcast to
+  every implementation. The core calls them one implementation at a time and isolates each:
+  one that raises, hangs or is slow is logged and never breaks the operation or the others.
+  Implementations may be ``async def``; the core awaits them.
+
+No hook here is ``firstresult``: pluggy would take an async implementation's coroutine as the
+answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from aecflow.flow import Flow
+    from aecflow.observe import Observation
+    from aecflow.registry import NotifierRegistry, ProcessorRegistry, StorageRegistry
+
+PROJECT_NAME = "aecflow"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def register_storage(registry: StorageRegistry) -> None:
+    """Register storage backends.
+
+    Call ``registry.add(name, factory, config=ConfigModel)``. When the configuration selects
+    ``[storage] backend = name``, the core validates the rest of the ``[storage]`` table with
+    ``ConfigModel`` (a pydantic model) and calls ``factory(config)``, which returns a
+    :class:`aecflow.storage.Storage`.
+    """
+
+
+@hookspec
+def register_processors(registry: ProcessorRegistry) -> None:
+    """Register processors.
+
+    Call ``registry.add(name, factory, config=ConfigModel)``. The factory returns a
+    :class:`aecflow.processing.Processor`. It must be importable as ``module:qualname`` because
+    the core rebuilds the processor inside an isolated child process.
+    """
+
+
+@hookspec
+def register_notifiers(registry: NotifierRegistry) -> None:
+    """Register notifier backends.
+
+    Call ``registry.add(name, factory, config=ConfigModel)``. Each ``[[notifiers]]`` entry whose
+    ``backend`` is ``name`` becomes one destination built by ``factory(config)``, which returns
+    a :class:`aecflow.notify.Notifier`.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``aecflow`` command line (``aecflow s3 config`` and the like)."""
+
+
+@hookspec
+def startup(flow: Flow) -> None:
+    """Called once the flow is open: backends built, database reachable. May be async."""
+
+
+@hookspec
+def shutdown(flow: Flow) -> None:
+    """Called before the flow closes. May be async."""
+
+
+@hookspec
+def observe(observation: Observation) -> None:
+    """Receive one record per operation (name, attributes, duration, outcome, error type).
+
+    Called for every ingest, storage call, job, processing run, delivery attempt and breaker
+    transition. Keep it cheap; it may be async. Failures are logged and ignored.
+    """
