@@ -1,0 +1,3 @@
+from aecflow.cli import main
+
+main()

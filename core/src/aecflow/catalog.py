@@ -1,0 +1,108 @@
+"""Queries over the ``files`` table: fetch, search and paginate.
+
+Listing orders by id descending (UUIDv7: newest first) and the cursor is the last id seen, so a
+page is one index range scan whatever the table size, and pages never repeat or skip a row
+while others insert.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from aecflow import validation
+from aecflow.db.schema import files
+from aecflow.errors import InvalidInput
+from aecflow.records import FileRecord, Page
+
+MAX_PAGE = 1000
+STATUSES = frozenset({"stored", "processing", "processed", "failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class FileQuery:
+    project: str
+    status: str | None = None
+    filename_contains: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    #: ``"exclude"`` (default), ``"include"`` or ``"only"`` soft-deleted files.
+    deleted: str = "exclude"
+    limit: int = 50
+    cursor: str | None = None
+
+    def validated(self) -> FileQuery:
+        validation.project_name(self.project)
+        validation.metadata(self.metadata)
+        if self.status is not None and self.status not in STATUSES:
+            raise InvalidInput(
+                f"unknown status {self.status!r}; use one of {sorted(STATUSES)}",
+                code="invalid_query",
+            )
+        if self.deleted not in ("exclude", "include", "only"):
+            raise InvalidInput(
+                "deleted must be 'exclude', 'include' or 'only'", code="invalid_query"
+            )
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="invalid_query")
+        for value in (self.created_after, self.created_before):
+            if value is not None and value.tzinfo is None:
+                raise InvalidInput("created range needs timezone-aware times", code="invalid_query")
+        return self
+
+
+def encode_cursor(file_id: str) -> str:
+    return base64.urlsafe_b64encode(file_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    if len(text) != 36:
+        raise InvalidInput("invalid cursor", code="invalid_cursor")
+    return text
+
+
+async def get(conn: AsyncConnection, file_id: str) -> FileRecord | None:
+    row = (await conn.execute(sa.select(files).where(files.c.id == file_id))).mappings().first()
+    return FileRecord.from_row(row) if row else None
+
+
+async def search(conn: AsyncConnection, query: FileQuery) -> Page:
+    query = query.validated()
+    stmt = sa.select(files).where(files.c.project == query.project, files.c.purged_at.is_(None))
+    if query.deleted == "exclude":
+        stmt = stmt.where(files.c.deleted_at.is_(None))
+    elif query.deleted == "only":
+        stmt = stmt.where(files.c.deleted_at.is_not(None))
+    if query.status:
+        stmt = stmt.where(files.c.status == query.status)
+    if query.filename_contains:
+        stmt = stmt.where(files.c.filename.icontains(query.filename_contains, autoescape=True))
+    for key, value in query.metadata.items():
+        if conn.dialect.name == "postgresql":
+            meta = sa.type_coerce(files.c.meta, postgresql.JSONB)  # no CAST: the GIN index applies
+            stmt = stmt.where(meta.contains({key: value}))  # JSONB @>
+        else:
+            stmt = stmt.where(sa.func.json_extract(files.c.meta, f'$."{key}"') == value)
+    if query.created_after:
+        stmt = stmt.where(files.c.created_at >= query.created_after)
+    if query.created_before:
+        stmt = stmt.where(files.c.created_at < query.created_before)
+    if query.cursor:
+        stmt = stmt.where(files.c.id < decode_cursor(query.cursor))
+    stmt = stmt.order_by(files.c.id.desc()).limit(query.limit + 1)
+    rows = (await conn.execute(stmt)).mappings().all()
+    items = [FileRecord.from_row(row) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return Page(items, encode_cursor(items[-1].id) if more and items else None)

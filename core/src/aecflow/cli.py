@@ -1,0 +1,275 @@
+"""The ``aecflow`` command line.
+
+Exit codes scripts can rely on: 0 success, 1 unexpected error, 2 invalid input or usage,
+3 not found, 4 conflict, 69 a dependency unavailable, 78 configuration or plugin error.
+Every command that prints a record or a list takes ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aecflow.catalog import FileQuery
+from aecflow.config import Settings, load_settings
+from aecflow.errors import AecflowError, InvalidInput
+from aecflow.flow import Flow
+from aecflow.plugins import PluginHost
+from aecflow.records import FileRecord
+
+log = logging.getLogger("aecflow.cli")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return load_settings(ctx.find_root().params.get("config"))
+
+
+def run_async(func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    """Run an async command body with ``asyncio.run``."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(func(*args, **kwargs))
+
+    return wrapper
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for value in values:
+        key, sep, item = value.partition("=")
+        if not sep:
+            raise InvalidInput(f"{option} expects key=value, got {value!r}")
+        pairs[key] = item
+    return pairs
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print_record(record: FileRecord, as_json: bool) -> None:
+    if as_json:
+        _print_json(record.as_dict())
+        return
+    data = record.as_dict()
+    for key in (
+        "id",
+        "project",
+        "filename",
+        "size",
+        "sha256",
+        "content_type",
+        "status",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "purged_at",
+    ):
+        if data[key] is not None:
+            click.echo(f"{key:13} {data[key]}")
+    for key, value in data["metadata"].items():
+        click.echo(f"{'metadata':13} {key}={value}")
+    processing = data["processing"]
+    click.echo(f"{'processor':13} {processing['processor'] or '-'}")
+    click.echo(f"{'outcome':13} {processing['outcome'] or 'pending'}")
+    if processing["error"]:
+        click.echo(f"{'error':13} {processing['error']}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Settings file (default: $AECFLOW_CONFIG, else the embedded defaults).",
+)
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+@click.version_option(package_name="aecflow")
+def cli(config: Path | None, log_level: str) -> None:
+    """aecflow: ingest, store, process and announce building models and other large files."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--project", "-p", required=True, help="Project the file belongs to.")
+@click.option(
+    "--meta", "-m", multiple=True, metavar="KEY=VALUE", help="User metadata (repeatable)."
+)
+@click.option("--content-type", help="Media type of the file.")
+@click.option("--filename", help="Name to record (default: the file's own name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@click.pass_context
+@run_async
+async def ingest(
+    ctx: click.Context,
+    file: Path,
+    project: str,
+    meta: tuple[str, ...],
+    content_type: str | None,
+    filename: str | None,
+    as_json: bool,
+) -> None:
+    """Store FILE in PROJECT (in this process, no server needed) and print its record."""
+    async with Flow.open(_settings(ctx)) as flow:
+        record = await flow.ingest_file(
+            project,
+            file,
+            filename=filename or file.name,
+            content_type=content_type,
+            metadata=_pairs(meta, "--meta"),
+        )
+    _print_record(record, as_json)
+
+
+@cli.group()
+def files() -> None:
+    """List and inspect stored files."""
+
+
+@files.command("list")
+@click.option("--project", "-p", required=True)
+@click.option("--status", type=click.Choice(["stored", "processing", "processed", "failed"]))
+@click.option("--filename", "filename_contains", help="Filename substring (case-insensitive).")
+@click.option(
+    "--meta", "-m", multiple=True, metavar="KEY=VALUE", help="Metadata filter (repeatable)."
+)
+@click.option("--created-after", type=click.DateTime(), help="UTC time, inclusive.")
+@click.option("--created-before", type=click.DateTime(), help="UTC time, exclusive.")
+@click.option(
+    "--deleted",
+    type=click.Choice(["exclude", "include", "only"]),
+    default="exclude",
+    show_default=True,
+    help="Whether to list soft-deleted files.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--cursor", help="next_cursor from the previous page.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def files_list(
+    ctx: click.Context,
+    project: str,
+    status: str | None,
+    filename_contains: str | None,
+    meta: tuple[str, ...],
+    created_after: dt.datetime | None,
+    created_before: dt.datetime | None,
+    deleted: str,
+    limit: int,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List a project's files, newest first."""
+    query = FileQuery(
+        project=project,
+        status=status,
+        filename_contains=filename_contains,
+        metadata=_pairs(meta, "--meta"),
+        created_after=created_after.replace(tzinfo=dt.UTC) if created_after else None,
+        created_before=created_before.replace(tzinfo=dt.UTC) if created_before else None,
+        deleted=deleted,
+        limit=limit,
+        cursor=cursor,
+    )
+    async with Flow.open(_settings(ctx)) as flow:
+        page = await flow.list(query)
+    if as_json:
+        _print_json(page.as_dict())
+        return
+    for item in page.items:
+        click.echo(f"{item.id}  {item.status:10} {item.size:>12}  {item.filename}")
+    if page.next_cursor:
+        click.echo(f"more: --cursor {page.next_cursor}", err=True)
+
+
+@files.command("show")
+@click.argument("file_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def files_show(ctx: click.Context, file_id: str, as_json: bool) -> None:
+    """Show one file's record: metadata, status and processing outcome."""
+    async with Flow.open(_settings(ctx)) as flow:
+        record = await flow.get(file_id)
+    _print_record(record, as_json)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def plugins(as_json: bool) -> None:
+    """List installed plugins: name, version, hooks, status and error (never settings)."""
+    host = PluginHost().load()
+    rows = [info.as_dict() for info in host.plugins]
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        click.echo(
+            f"{row['name']:24} {row['version'] or '-':10} {row['status']:8} "
+            f"{','.join(row['hooks'])}"
+        )
+        if row["error"]:
+            click.echo(f"  error: {row['error']}")
+
+
+@cli.group()
+def db() -> None:
+    """Manage the metadata store's schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_context
+@run_async
+async def db_upgrade(ctx: click.Context, revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    from aecflow.db import engine as db_engine
+
+    settings = _settings(ctx)
+    engine = db_engine.create_engine(settings.database_url())
+    try:
+        await db_engine.upgrade(engine, revision)
+        async with engine.connect() as conn:
+            current = await db_engine.current_revision(conn)
+    finally:
+        await engine.dispose()
+    click.echo(f"database at revision {current}")
+
+
+def main() -> None:
+    """Entry point: plugins may add commands; known errors become messages and exit codes."""
+    try:
+        PluginHost().load().register_commands(cli)
+    except AecflowError as exc:  # strict plugin loading failed
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+    except AecflowError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,211 @@
+"""Settings: ``aecflow.toml``, environment overrides and secret references.
+
+Precedence: defaults < the TOML file (``--config`` or ``AECFLOW_CONFIG``) < environment
+variables ``AECFLOW_<SECTION>__<KEY>`` (``__`` separates levels; a number indexes a list, e.g.
+``AECFLOW_NOTIFIERS__0__URL``). Backend tables (``[storage]``, ``[[notifiers]]``,
+``[processing.processors.NAME]``) carry the plugin's own keys, validated at start-up by the
+config model the plugin registered.
+
+Secrets are given by reference, ``{ env = "NAME" }`` or ``{ file = "/path" }``, and resolved
+into a copy that only the plugin's factory sees; listings show the settings as written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+
+from aecflow.errors import ConfigError
+
+ENV_PREFIX = "AECFLOW_"
+GiB = 1024**3
+
+
+class _Section(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class _BackendTable(pydantic.BaseModel):
+    """A table whose other keys belong to the plugin named by ``backend``."""
+
+    model_config = pydantic.ConfigDict(extra="allow")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class DatabaseSettings(_Section):
+    #: SQLAlchemy async URL; default: SQLite file ``<data_dir>/aecflow.db``.
+    url: str | None = None
+    #: Run migrations when a flow opens (serialised with an advisory lock on PostgreSQL).
+    migrate_on_start: bool = True
+    echo: bool = False
+
+
+class StorageSettings(_BackendTable):
+    backend: str = "local"
+
+
+class ProcessorSettings(_BackendTable):
+    """``[processing.processors.NAME]``: limits for one processor plus its own options."""
+
+    enabled: bool = True
+    timeout_s: float | None = None
+    memory_limit_mb: int | None = None
+
+
+class ProcessingSettings(_Section):
+    timeout_s: float = pydantic.Field(1800, gt=0)
+    memory_limit_mb: int = pydantic.Field(4096, ge=64)
+    #: Files processed at once by one worker process.
+    concurrency: int = pydantic.Field(2, ge=1, le=256)
+    #: Attempts for infrastructure failures (crash, timeout) before a job ends failed.
+    max_attempts: int = pydantic.Field(3, ge=1)
+    #: How long a claimed job stays ours without renewal.
+    lease_s: float = pydantic.Field(60, ge=2)
+    #: Refuse uploads that no processor accepts (HTTP 415) instead of storing them unprocessed.
+    refuse_unprocessable: bool = False
+    processors: dict[str, ProcessorSettings] = {}
+
+
+class NotifierSettings(_BackendTable):
+    backend: str
+    #: The destination's name in logs, dead letters and metrics; default: the backend name.
+    name: str | None = None
+
+
+class OutboxSettings(_Section):
+    max_attempts: int = pydantic.Field(10, ge=1)
+    backoff_base_s: float = pydantic.Field(2.0, gt=0)
+    backoff_max_s: float = pydantic.Field(3600.0, gt=0)
+    lease_s: float = pydantic.Field(60, ge=2)
+    batch_size: int = pydantic.Field(100, ge=1)
+
+
+class UploadSettings(_Section):
+    max_size: int = pydantic.Field(5 * GiB, ge=1)
+
+
+class WorkerSettings(_Section):
+    #: Run a worker and an outbox dispatcher inside the process that opens the flow.
+    embedded: bool = True
+    poll_interval_s: float = pydantic.Field(1.0, gt=0)
+
+
+class Settings(_Section):
+    data_dir: Path = Path("aecflow-data")
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    processing: ProcessingSettings = ProcessingSettings()
+    #: Destinations for events; the embedded default logs them.
+    notifiers: list[NotifierSettings] = [NotifierSettings(backend="log")]
+    outbox: OutboxSettings = OutboxSettings()
+    uploads: UploadSettings = UploadSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'aecflow.db').as_posix()}"
+
+    def notifier_names(self) -> list[str]:
+        """Destination names, unique: ``name`` or the backend, numbered when repeated."""
+        names: list[str] = []
+        for entry in self.notifiers:
+            base = entry.name or entry.backend
+            name, n = base, 2
+            while name in names:
+                name, n = f"{base}-{n}", n + 1
+            names.append(name)
+        return names
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read settings from ``path`` (or ``AECFLOW_CONFIG``) and the environment."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    source = path or env.get(f"{ENV_PREFIX}CONFIG")
+    if source:
+        try:
+            raw = tomllib.loads(Path(source).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {str(source)!r} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"configuration file {str(source)!r} is not valid TOML: {exc}"
+            ) from None
+    apply_env_overrides(raw, env)
+    return validate(Settings, raw, where="configuration")
+
+
+def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """Merge ``AECFLOW_A__B__C=value`` into ``raw["a"]["b"]["c"]`` in place."""
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path):
+            continue
+        node: Any = raw
+        for part, nxt in itertools.pairwise(path):
+            node = _child(node, part, list if nxt.isdigit() else dict, name)
+        _set(node, path[-1], value, name)
+
+
+def _child(node: Any, key: str, kind: type, var: str) -> Any:
+    if isinstance(node, list):
+        index = int(key)
+        while len(node) <= index:
+            node.append({})
+        return node[index]
+    if not isinstance(node, dict):
+        raise ConfigError(f"environment variable {var} overrides a value that is not a table")
+    return node.setdefault(key, kind())
+
+
+def _set(node: Any, key: str, value: str, var: str) -> None:
+    if isinstance(node, list) or not isinstance(node, dict):
+        raise ConfigError(f"environment variable {var} does not name a setting")
+    node[key] = value
+
+
+def resolve_secrets(value: Any, where: str) -> Any:
+    """A copy of ``value`` with each ``{env=...}`` / ``{file=...}`` table replaced by its secret."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            name = value["env"]
+            if name not in os.environ:
+                raise ConfigError(f"{where}: the secret's environment variable {name!r} is not set")
+            return os.environ[name]
+        if set(value) == {"file"}:
+            try:
+                return Path(value["file"]).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"{where}: cannot read the secret file: {exc.strerror}") from None
+        return {k: resolve_secrets(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_secrets(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+
+
+def validate(model: type[ModelT], raw: Any, *, where: str) -> ModelT:
+    """Validate ``raw`` with ``model``; errors name ``where`` and the key, never the value."""
+    try:
+        return model.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"key {'.'.join(str(p) for p in err['loc']) or '(top)'!r}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise ConfigError(f"{where}: {problems}") from None

@@ -1,0 +1,1 @@
+"""The metadata store: tables, engine set-up and migrations."""

@@ -1,0 +1,242 @@
+"""The outbox dispatcher: delivers committed events to every destination, at least once.
+
+One loop per destination claims due rows (leases, as jobs do), hands them to the notifier in
+batches and records each event's outcome: delivered; retried later with exponential backoff
+and jitter (or the destination's Retry-After); dead-lettered after ``outbox.max_attempts`` or
+when the notifier rejects the event outright. Each destination has its own circuit breaker:
+while it is open nothing is claimed, so an outage postpones delivery without spending attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from aecflow import leases
+from aecflow.breaker import CircuitBreaker, State
+from aecflow.db.schema import outbox
+from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
+from aecflow.observe import Observation
+from aecflow.retries import backoff, db_retries
+
+if TYPE_CHECKING:
+    from aecflow.flow import Flow
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def event_from_row(row: Mapping[str, Any]) -> Event:
+    payload = row["payload"]
+    return Event(
+        id=row["event_id"],
+        type=row["event_type"],
+        occurred_at=dt.datetime.fromisoformat(payload["occurred_at"].replace("Z", "+00:00")),
+        project=row["project"],
+        file_id=row["file_id"],
+        payload=payload,
+        attributes={k: v for k, v in (("traceparent", payload.get("traceparent")),) if v},
+    )
+
+
+class Dispatcher:
+    def __init__(self, flow: Flow, *, owner: str | None = None) -> None:
+        self.flow = flow
+        self.settings = flow.settings.outbox
+        self.owner = owner or leases.new_owner("dispatcher")
+        self.lease = dt.timedelta(seconds=self.settings.lease_s)
+        self.poll_s = flow.settings.worker.poll_interval_s
+        self.wake = asyncio.Event()
+        #: Destinations that answered "gone" (webhook 410): events are kept, not sent.
+        self.disabled: dict[str, str] = {}
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        return self.flow.breakers[f"notifier:{name}"]
+
+    # -- loops -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """One delivery loop per destination until ``stop`` is set."""
+        loops = [
+            asyncio.create_task(self._loop(name, notifier, stop), name=f"outbox {name}")
+            for name, notifier in self.flow.notifiers.items()
+        ]
+        if loops:
+            await asyncio.gather(*loops)
+
+    async def _loop(self, name: str, notifier: Notifier, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            delay = self.poll_s
+            try:
+                sent = await self.deliver_once(name, notifier)
+                failures = 0
+                if sent:
+                    continue
+                wait = self.breaker(name).retry_after()
+                if wait:
+                    delay = min(wait, 30.0)
+            except Exception as exc:
+                failures += 1
+                delay = min(30.0, self.poll_s * 2**failures)
+                log.warning(
+                    "outbox %s: %s: %s; retrying in %.1fs", name, type(exc).__name__, exc, delay
+                )
+            await _first(stop, self.wake, delay)
+            self.wake.clear()
+
+    async def run_until_idle(self) -> None:
+        """Deliver until no destination has a due event it can take now (CLI and tests)."""
+        while True:
+            sent = 0
+            for name, notifier in self.flow.notifiers.items():
+                sent += await self.deliver_once(name, notifier)
+            if not sent:
+                return
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def deliver_once(self, name: str, notifier: Notifier) -> int:
+        """Claim and deliver one batch for ``name``; returns how many events were attempted."""
+        if name in self.disabled or self.breaker(name).retry_after() is not None:
+            return 0
+        now = utcnow()
+        async with self.flow.engine.begin() as conn:
+            rows = await leases.claim_outbox(
+                conn, name, self.owner, notifier.max_batch, self.lease, now
+            )
+        if not rows:
+            return 0
+        outcomes = await self._attempt(name, notifier, rows)
+        async for attempt in db_retries():
+            with attempt:
+                await self._record(name, rows, outcomes)
+        return len(rows)
+
+    async def _attempt(
+        self, name: str, notifier: Notifier, rows: Sequence[Mapping[str, Any]]
+    ) -> dict[str, DeliveryOutcome]:
+        breaker = self.breaker(name)
+        events = [event_from_row(row) for row in rows]
+        started = time.monotonic()
+        try:
+            breaker.acquire()
+        except Exception as exc:  # opened meanwhile: give the rows back untouched
+            return {e.id: DeliveryOutcome(DeliveryStatus.RETRY, str(exc)) for e in events}
+        error_type = None
+        try:
+            outcomes = dict(await notifier.deliver(events))
+        except asyncio.CancelledError:
+            breaker.release()
+            raise
+        except Exception as exc:
+            error_type = type(exc).__name__
+            breaker.record_failure(exc)
+            outcomes = {
+                e.id: DeliveryOutcome(DeliveryStatus.RETRY, f"{error_type}: {exc}") for e in events
+            }
+        else:
+            statuses = {outcomes.get(e.id, _MISSING).status for e in events}
+            if DeliveryStatus.RETRY in statuses:
+                breaker.record_failure(None)
+            else:
+                breaker.record_success()
+        for event in events:
+            outcome = outcomes.get(event.id, _MISSING)
+            self.flow.emit(
+                Observation(
+                    "outbox.delivery",
+                    time.monotonic() - started,
+                    outcome.status.value,
+                    error_type,
+                    {"destination": name, "event_type": event.type, "event_id": event.id},
+                )
+            )
+        return outcomes
+
+    async def _record(
+        self, name: str, rows: Sequence[Mapping[str, Any]], outcomes: Mapping[str, DeliveryOutcome]
+    ) -> None:
+        now = utcnow()
+        async with self.flow.engine.begin() as conn:
+            for row in rows:
+                outcome = outcomes.get(row["event_id"], _MISSING)
+                fence = leases.held_by(outbox, row["id"], self.owner)
+                values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+                attempts = row["attempts"] + 1
+                if outcome.status is DeliveryStatus.DELIVERED:
+                    values |= {
+                        "status": "delivered",
+                        "delivered_at": now,
+                        "attempts": attempts,
+                        "last_error": None,
+                    }
+                elif outcome.status is DeliveryStatus.DISABLED:
+                    self.disabled[name] = outcome.error or "disabled by the destination"
+                    log.error(
+                        "destination %s disabled itself: %s; its events are kept",
+                        name,
+                        self.disabled[name],
+                    )
+                    values |= {"last_error": outcome.error}
+                elif outcome.status is DeliveryStatus.REJECTED or (
+                    attempts >= self.settings.max_attempts
+                ):
+                    values |= {
+                        "status": "dead",
+                        "attempts": attempts,
+                        "last_error": outcome.error or "rejected",
+                    }
+                    self.flow.emit(
+                        Observation(
+                            "outbox.dead_letter",
+                            0.0,
+                            "dead",
+                            None,
+                            {"destination": name, "event_id": row["event_id"]},
+                        )
+                    )
+                else:
+                    delay = self.retry_delay(attempts, outcome.retry_after)
+                    values |= {
+                        "attempts": attempts,
+                        "available_at": now + delay,
+                        "last_error": outcome.error,
+                    }
+                await conn.execute(sa.update(outbox).where(fence).values(**values))
+
+    def retry_delay(self, attempts: int, retry_after: dt.timedelta | None) -> dt.timedelta:
+        """Exponential backoff with full jitter, never sooner than the destination asked."""
+        delay = backoff(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
+        return max(delay, retry_after) if retry_after else delay
+
+
+_MISSING = DeliveryOutcome(DeliveryStatus.RETRY, "the notifier reported no outcome")
+
+
+async def _first(stop: asyncio.Event, wake: asyncio.Event, delay: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def breaker_state_observation(name: str, old: State, new: State) -> Observation:
+    return Observation(
+        "breaker.transition",
+        0.0,
+        new.value,
+        None,
+        {"breaker": name, "from": old.value, "to": new.value},
+    )

@@ -1,0 +1,76 @@
+"""Events and the transactional outbox.
+
+An event is written in the same transaction as the state change it announces, one outbox row
+per destination that wants it, so a committed change is never left unannounced and an
+announced change is never rolled back. The event id is shared by all destinations and stable
+across retries: it is the Standard Webhooks ``webhook-id`` and the SQS deduplication id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from aecflow.db.schema import outbox
+from aecflow.ids import uuid7
+from aecflow.notify import Notifier
+from aecflow.records import FileRecord
+
+PAYLOAD_VERSION = 1
+EVENT_TYPES = (
+    "file.stored",
+    "file.processed",
+    "file.processing_failed",
+    "file.deleted",
+    "file.restored",
+    "file.purged",
+)
+
+
+def file_event(event_type: str, record: FileRecord, now: dt.datetime) -> dict[str, Any]:
+    """The versioned payload of a file event; purged files carry no personal data."""
+    assert event_type in EVENT_TYPES, event_type
+    data = record.as_dict()
+    if event_type == "file.purged":
+        data = {"id": record.id, "project": record.project, "purged_at": data["purged_at"]}
+    return {
+        "id": uuid7(),
+        "type": event_type,
+        "version": PAYLOAD_VERSION,
+        "occurred_at": now.isoformat().replace("+00:00", "Z"),
+        "project": record.project,
+        "file": data,
+    }
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    event: Mapping[str, Any],
+    destinations: Iterable[tuple[str, Notifier]],
+    now: dt.datetime,
+) -> int:
+    """Write one outbox row per destination that wants ``event``; returns how many."""
+    rows = [
+        {
+            "id": uuid7(),
+            "event_id": event["id"],
+            "destination": name,
+            "event_type": event["type"],
+            "project": event["project"],
+            "file_id": event["file"]["id"],
+            "payload": dict(event),
+            "status": "pending",
+            "attempts": 0,
+            "available_at": now,
+            "created_at": now,
+        }
+        for name, notifier in destinations
+        if notifier.wants(event["type"])
+    ]
+    if rows:
+        await conn.execute(sa.insert(outbox), rows)
+    return len(rows)

@@ -1,0 +1,469 @@
+"""The flow: aecflow's Python API, used by the HTTP host, the CLI and embedding applications.
+
+    async with Flow.open(settings) as flow:
+        record = await flow.ingest_file("tower-a", Path("model.ifc"))
+
+A flow owns its plugin manager, backends and database engine. Every state change commits with
+its outbox events in one transaction; bytes are stored first and removed again if that
+transaction fails, so nothing is ever half-kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from aecflow import catalog, events, validation
+from aecflow.breaker import CircuitBreaker, State, is_health_failure
+from aecflow.catalog import FileQuery
+from aecflow.components import ProcessorBinding, build_notifiers, build_processors, build_storage
+from aecflow.config import Settings
+from aecflow.db import engine as db
+from aecflow.db.schema import files, jobs, outbox
+from aecflow.dispatcher import Dispatcher
+from aecflow.errors import Conflict, InvalidInput, NotFound
+from aecflow.ids import uuid7
+from aecflow.notify import Notifier
+from aecflow.observe import Observation, timed
+from aecflow.plugins import PluginHost
+from aecflow.processing import Outcome
+from aecflow.records import FileRecord, FileStatus, Page
+from aecflow.storage import Storage
+from aecflow.streams import LimitedStream, file_chunks, read_head
+from aecflow.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL_EXPIRY = dt.timedelta(minutes=15)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Unprocessable(InvalidInput):
+    code = "unsupported_file"
+    http_status = 415
+
+
+class Flow:
+    """An open aecflow: storage, processors, notifiers and the metadata store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plugins: PluginHost,
+        engine: AsyncEngine,
+        storage: Storage,
+        processors: dict[str, ProcessorBinding],
+        notifiers: dict[str, Notifier],
+    ) -> None:
+        self.settings = settings
+        self.plugins = plugins
+        self.engine = engine
+        self.storage = storage
+        self.processors = processors
+        self.notifiers = notifiers
+        #: One breaker per dependency: ``storage`` and ``notifier:<destination>``.
+        self.breakers: dict[str, CircuitBreaker] = {
+            name: CircuitBreaker(name, on_transition=self._breaker_moved)
+            for name in ["storage", *(f"notifier:{n}" for n in notifiers)]
+        }
+        self.worker: Worker | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        plugins: Iterable[tuple[str, object]] = (),
+    ) -> AsyncIterator[Flow]:
+        """Load plugins, build backends, migrate and connect; close everything on exit.
+
+        ``plugins`` registers extra (name, module-or-object) plugins beside the entry points,
+        which is how an embedding application adds its own without packaging them.
+        """
+        settings = settings or Settings()
+        host = PluginHost(environ).load(extra=plugins)
+        async with AsyncExitStack() as stack:
+            storage = build_storage(host.registries.storage, settings)
+            stack.push_async_callback(storage.close)
+            processors = build_processors(host.registries.processors, settings)
+            notifiers = build_notifiers(host.registries.notifiers, settings)
+            for notifier in notifiers.values():
+                stack.push_async_callback(notifier.close)
+            engine = db.create_engine(settings.database_url(), echo=settings.database.echo)
+            stack.push_async_callback(engine.dispose)
+            if settings.database.migrate_on_start:
+                await db.upgrade(engine)
+            flow = cls(settings, host, engine, storage, processors, notifiers)
+            await flow.check_database()
+            stack.push_async_callback(host.drain)
+            await host.broadcast("startup", flow=flow)
+            stack.push_async_callback(host.broadcast, "shutdown", flow=flow)
+            if settings.worker.embedded:
+                await stack.enter_async_context(flow.background())
+            yield flow
+
+    @asynccontextmanager
+    async def background(self) -> AsyncIterator[None]:
+        """Run a worker and the outbox dispatcher in this process until the block ends."""
+        self.worker, self.dispatcher = Worker(self), Dispatcher(self)
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self.worker.run(stop), name="aecflow worker"),
+            asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher"),
+        ]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.worker = self.dispatcher = None
+
+    def _breaker_moved(self, name: str, old: State, new: State) -> None:
+        log.warning("circuit %s: %s -> %s", name, old.value, new.value)
+        self.emit(
+            Observation(
+                "breaker.transition",
+                0.0,
+                new.value,
+                None,
+                {"breaker": name, "from": old.value, "to": new.value},
+            )
+        )
+
+    def _wake(self) -> None:
+        for runner in (self.worker, self.dispatcher):
+            if runner is not None:
+                runner.wake.set()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _timed(self, name: str, **attributes: Any):
+        return timed(name, self.plugins.observe, attributes)
+
+    def emit(self, observation: Observation) -> None:
+        self.plugins.observe(observation)
+
+    async def check_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    def choose_processor(
+        self, filename: str, content_type: str | None, head: bytes
+    ) -> ProcessorBinding | None:
+        """The first processor (by name) that accepts the file."""
+        for binding in self.processors.values():
+            try:
+                if binding.processor.accepts(filename, content_type, head):
+                    return binding
+            except Exception:
+                log.exception("processor %s failed in accepts(); skipped", binding.processor.name)
+        return None
+
+    async def announce(
+        self, conn: AsyncConnection, event_type: str, record: FileRecord, now: dt.datetime
+    ) -> None:
+        """Queue ``event_type`` for every destination, inside the caller's transaction."""
+        event = events.file_event(event_type, record, now)
+        await events.enqueue(conn, event, self.notifiers.items(), now)
+
+    async def get_in(self, conn: AsyncConnection, file_id: str) -> FileRecord | None:
+        return await catalog.get(conn, file_id)
+
+    async def _require(self, conn: AsyncConnection, file_id: str) -> FileRecord:
+        record = await catalog.get(conn, file_id) if _looks_like_id(file_id) else None
+        if record is None:
+            raise NotFound(f"file {file_id!r} does not exist", code="file_not_found")
+        return record
+
+    # -- ingest --------------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        project: str,
+        filename: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        size: int | None = None,
+        sha256: str | None = None,
+    ) -> FileRecord:
+        """Store a stream of bytes as a new file of ``project`` and queue its processing.
+
+        ``sha256``, when given, is verified against what was stored (mismatch: nothing kept).
+        """
+        project = validation.project_name(project)
+        filename = validation.filename(filename)
+        meta = validation.metadata(metadata)
+        expected = validation.sha256_hex(sha256) if sha256 else None
+        with self._timed("flow.ingest", project=project) as timer:
+            stream = aiter(chunks)
+            head = await read_head(stream)
+            if not head:
+                raise InvalidInput("the file is empty", code="empty_file")
+            binding = self.choose_processor(filename, content_type, b"".join(head))
+            if binding is None and self.settings.processing.refuse_unprocessable:
+                raise Unprocessable(f"no processor accepts {filename!r}")
+            file_id = uuid7()
+            key = f"{project}/{file_id}"
+            source = LimitedStream(head, stream, self.settings.uploads.max_size)
+            breaker = self.breakers["storage"]
+            breaker.acquire()
+            try:
+                stored = await self.storage.put(
+                    key,
+                    source,
+                    size=size,
+                    content_type=content_type,
+                    metadata={"project": project, "file-id": file_id},
+                )
+            except BaseException as exc:
+                _settle(breaker, exc, blame_caller=source.source_failed)
+                raise
+            breaker.record_success()
+            timer.attributes["bytes"] = stored.size
+            try:
+                if expected and stored.sha256 != expected:
+                    raise InvalidInput(
+                        f"SHA-256 mismatch: the client said {expected}, the server received "
+                        f"{stored.sha256}",
+                        code="checksum_mismatch",
+                    )
+                return await self._commit_new_file(
+                    file_id, project, filename, content_type, meta, stored, binding
+                )
+            except BaseException:
+                await asyncio.shield(self._remove_object(key))
+                raise
+
+    async def ingest_file(self, project: str, path: Path, **kwargs: Any) -> FileRecord:
+        """Ingest a local file, streamed in 1 MiB chunks; the filename defaults to its name."""
+        kwargs.setdefault("size", (await asyncio.to_thread(path.stat)).st_size)
+        filename = kwargs.pop("filename", path.name)
+        return await self.ingest(project, filename, file_chunks(path), **kwargs)
+
+    async def _remove_object(self, key: str) -> None:
+        try:
+            await self.storage.delete(key)
+        except Exception:
+            log.exception("could not remove object %s after a failed ingest", key)
+
+    async def _commit_new_file(
+        self,
+        file_id,
+        project,
+        filename,
+        content_type,
+        meta,
+        stored,
+        binding: ProcessorBinding | None,
+    ) -> FileRecord:
+        now = utcnow()
+        processing: dict[str, Any] = {"processor": binding.processor.name if binding else None}
+        if binding is None:
+            processing["outcome"] = Outcome.SKIPPED.value
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(files).values(
+                    id=file_id,
+                    project=project,
+                    filename=filename,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    content_type=content_type,
+                    storage_backend=self.storage.name,
+                    storage_key=stored.key,
+                    status=FileStatus.STORED,
+                    meta=meta,
+                    processing=processing,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            if binding is not None:
+                await self._enqueue_job(conn, file_id, binding.processor.name, now)
+            record = await self._require(conn, file_id)
+            await self.announce(conn, "file.stored", record, now)
+        self._wake()
+        return record
+
+    async def _enqueue_job(
+        self, conn: AsyncConnection, file_id: str, processor: str, now: dt.datetime
+    ) -> None:
+        await conn.execute(
+            sa.insert(jobs).values(
+                id=uuid7(),
+                file_id=file_id,
+                processor=processor,
+                status="queued",
+                attempts=0,
+                available_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    async def settled(self, file_id: str) -> bool:
+        """Processing has its final outcome and no event of the file waits for delivery."""
+        async with self.engine.connect() as conn:
+            record = await self._require(conn, file_id)
+            pending = (
+                await conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.file_id == file_id, outbox.c.status == "pending")
+                )
+            ).scalar_one()
+        done = record.processing["outcome"] is not None or record.purged
+        return done and pending == 0
+
+    async def wait_until_settled(
+        self, file_id: str, *, timeout_s: float | None = None, poll_s: float = 0.2
+    ) -> FileRecord:
+        """Wait for :meth:`settled` (``TimeoutError`` after ``timeout_s``); returns the record."""
+        async with asyncio.timeout(timeout_s):
+            while not await self.settled(file_id):
+                self._wake()
+                await asyncio.sleep(poll_s)
+        return await self.get(file_id)
+
+    # -- reading -------------------------------------------------------------------------
+
+    async def get(self, file_id: str) -> FileRecord:
+        async with self.engine.connect() as conn:
+            return await self._require(conn, file_id)
+
+    async def list(self, query: FileQuery) -> Page:
+        with self._timed("flow.list", project=query.project):
+            async with self.engine.connect() as conn:
+                return await catalog.search(conn, query)
+
+    async def download_url(
+        self, file_id: str, expires: dt.timedelta = DEFAULT_URL_EXPIRY
+    ) -> str | None:
+        """An expiring URL for the file's bytes, or ``None`` if the backend has none."""
+        record = await self._readable(file_id)
+        async with self.breakers["storage"]:
+            return await self.storage.download_url(
+                record.storage_key, expires=expires, filename=record.filename
+            )
+
+    async def open_content(
+        self, file_id: str, start: int = 0, end: int | None = None
+    ) -> tuple[FileRecord, AsyncIterator[bytes]]:
+        record = await self._readable(file_id)
+        return record, self.storage.open(record.storage_key, start=start, end=end)
+
+    async def _readable(self, file_id: str) -> FileRecord:
+        record = await self.get(file_id)
+        if record.deleted or record.purged:
+            raise NotFound(f"file {file_id!r} is deleted", code="file_deleted")
+        return record
+
+    # -- deletion ------------------------------------------------------------------------
+
+    async def delete(self, file_id: str) -> FileRecord:
+        """Soft delete: hidden from listings and downloads until restored or purged."""
+        with self._timed("flow.delete"):
+            now = utcnow()
+            async with self.engine.begin() as conn:
+                record = await self._require(conn, file_id)
+                if record.purged:
+                    raise Conflict(f"file {file_id!r} was purged", code="file_purged")
+                if record.deleted:
+                    return record
+                await conn.execute(
+                    sa.update(files)
+                    .where(files.c.id == file_id)
+                    .values(deleted_at=now, updated_at=now)
+                )
+                record = await self._require(conn, file_id)
+                await self.announce(conn, "file.deleted", record, now)
+            self._wake()
+            return record
+
+    async def restore(self, file_id: str) -> FileRecord:
+        with self._timed("flow.restore"):
+            now = utcnow()
+            async with self.engine.begin() as conn:
+                record = await self._require(conn, file_id)
+                if record.purged:
+                    raise Conflict(
+                        f"file {file_id!r} was purged and cannot be restored", code="file_purged"
+                    )
+                if not record.deleted:
+                    return record
+                await conn.execute(
+                    sa.update(files)
+                    .where(files.c.id == file_id)
+                    .values(deleted_at=None, updated_at=now)
+                )
+                record = await self._require(conn, file_id)
+                await self.announce(conn, "file.restored", record, now)
+            self._wake()
+            return record
+
+    async def purge(self, file_id: str) -> FileRecord:
+        """Erase the file: remove the object, then scrub the row of everything personal.
+
+        The object goes first: if that fails nothing changed and purge can be retried; if the
+        database then fails the object is already gone and a retry finishes the scrub.
+        """
+        with self._timed("flow.purge"):
+            record = await self.get(file_id)
+            if record.purged:
+                return record
+            async with self.breakers["storage"]:
+                await self.storage.delete(record.storage_key)
+            now = utcnow()
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    sa.update(files)
+                    .where(files.c.id == file_id)
+                    .values(
+                        filename="",
+                        sha256="",
+                        content_type=None,
+                        meta={},
+                        processing=None,
+                        storage_key="",
+                        deleted_at=record.deleted_at or now,
+                        purged_at=now,
+                        updated_at=now,
+                    )
+                )
+                await conn.execute(
+                    sa.delete(jobs).where(jobs.c.file_id == file_id, jobs.c.status == "queued")
+                )
+                record = await self._require(conn, file_id)
+                await self.announce(conn, "file.purged", record, now)
+            self._wake()
+            return record
+
+
+def _settle(breaker: CircuitBreaker, exc: BaseException, *, blame_caller: bool) -> None:
+    """Tell ``breaker`` how a call it admitted ended with ``exc``."""
+    if blame_caller or not isinstance(exc, Exception):
+        breaker.release()
+    elif is_health_failure(exc):
+        breaker.record_failure(exc)
+    else:
+        breaker.record_success()
+
+
+def _looks_like_id(value: str) -> bool:
+    return isinstance(value, str) and len(value) == 36 and value.count("-") == 4

@@ -1,0 +1,107 @@
+"""The file record: the one JSON shape that the API, the CLI and events all return."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: The keys of ``processing`` in every record, in order.
+PROCESSING_KEYS = (
+    "processor",
+    "outcome",
+    "error",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "result",
+)
+
+
+class FileStatus:
+    STORED = "stored"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: str
+    project: str
+    filename: str
+    size: int
+    sha256: str
+    content_type: str | None
+    status: str
+    metadata: Mapping[str, str]
+    processing: Mapping[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    deleted_at: dt.datetime | None
+    purged_at: dt.datetime | None
+    storage_backend: str
+    storage_key: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FileRecord:
+        processing = {key: None for key in PROCESSING_KEYS} | dict(row["processing"] or {})
+        return cls(
+            id=row["id"],
+            project=row["project"],
+            filename=row["filename"],
+            size=row["size"],
+            sha256=row["sha256"],
+            content_type=row["content_type"],
+            status=row["status"],
+            metadata=dict(row["meta"] or {}),
+            processing=processing,
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            deleted_at=row["deleted_at"],
+            purged_at=row["purged_at"],
+            storage_backend=row["storage_backend"],
+            storage_key=row["storage_key"],
+        )
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    @property
+    def purged(self) -> bool:
+        return self.purged_at is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The public shape (``GET /v1/files/{id}``, ``aecflow files show --json``, events)."""
+        return {
+            "id": self.id,
+            "project": self.project,
+            "filename": self.filename,
+            "size": self.size,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "status": self.status,
+            "metadata": dict(self.metadata),
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "deleted_at": _iso(self.deleted_at),
+            "purged_at": _iso(self.purged_at),
+            "processing": dict(self.processing),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing; ``next_cursor`` is ``None`` on the last page."""
+
+    items: list[FileRecord]
+    next_cursor: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"items": [item.as_dict() for item in self.items], "next_cursor": self.next_cursor}
