@@ -1,0 +1,14 @@
+"""Entry point ``storage_local``: registers the ``local`` storage backend with the core."""
+
+from __future__ import annotations
+
+from aecflow import hookimpl
+from aecflow.registry import StorageRegistry
+
+
+@hookimpl
+def register_storage(registry: StorageRegistry) -> None:
+    from aecflow_storage_local.config import LocalStorageConfig
+    from aecflow_storage_local.storage import LocalStorage
+
+    registry.add("local", LocalStorage, config=LocalStorageConfig)
