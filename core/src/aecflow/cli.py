@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine
 from functools import wraps
@@ -21,7 +22,7 @@ import click
 
 from aecflow.catalog import FileQuery
 from aecflow.config import Settings, load_settings
-from aecflow.errors import AecflowError, InvalidInput
+from aecflow.errors import AecflowError, InvalidInput, NotFound
 from aecflow.flow import Flow
 from aecflow.plugins import PluginHost
 from aecflow.records import FileRecord
@@ -31,6 +32,14 @@ log = logging.getLogger("aecflow.cli")
 
 def _settings(ctx: click.Context) -> Settings:
     return load_settings(ctx.find_root().params.get("config"))
+
+
+def _quiet_settings(ctx: click.Context) -> Settings:
+    """Settings for commands that only read or edit records: no embedded worker."""
+    settings = _settings(ctx)
+    return settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"embedded": False})}
+    )
 
 
 def run_async(func: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
@@ -114,6 +123,13 @@ def cli(config: Path | None, log_level: str) -> None:
 @click.option("--content-type", help="Media type of the file.")
 @click.option("--filename", help="Name to record (default: the file's own name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until processing has finished and its events are delivered.",
+)
+@click.option("--wait-timeout", default=3600.0, show_default=True, metavar="SECONDS")
 @click.pass_context
 @run_async
 async def ingest(
@@ -124,8 +140,14 @@ async def ingest(
     content_type: str | None,
     filename: str | None,
     as_json: bool,
+    wait: bool,
+    wait_timeout: float,
 ) -> None:
-    """Store FILE in PROJECT (in this process, no server needed) and print its record."""
+    """Store FILE in PROJECT (in this process, no server needed) and print its record.
+
+    By default the command waits for processing and notification (done by the worker embedded
+    in this process, or by `aecflow worker` processes) and prints the final record.
+    """
     async with Flow.open(_settings(ctx)) as flow:
         record = await flow.ingest_file(
             project,
@@ -134,6 +156,17 @@ async def ingest(
             content_type=content_type,
             metadata=_pairs(meta, "--meta"),
         )
+        if wait:
+            try:
+                record = await flow.wait_until_settled(record.id, timeout_s=wait_timeout)
+            except TimeoutError:
+                _print_record(await flow.get(record.id), as_json)
+                click.echo(
+                    f"error: not settled after {wait_timeout:g} s; the file is stored, "
+                    f"check `aecflow files show {record.id}`",
+                    err=True,
+                )
+                sys.exit(75)  # EX_TEMPFAIL
     _print_record(record, as_json)
 
 
@@ -188,7 +221,7 @@ async def files_list(
         limit=limit,
         cursor=cursor,
     )
-    async with Flow.open(_settings(ctx)) as flow:
+    async with Flow.open(_quiet_settings(ctx)) as flow:
         page = await flow.list(query)
     if as_json:
         _print_json(page.as_dict())
@@ -206,7 +239,7 @@ async def files_list(
 @run_async
 async def files_show(ctx: click.Context, file_id: str, as_json: bool) -> None:
     """Show one file's record: metadata, status and processing outcome."""
-    async with Flow.open(_settings(ctx)) as flow:
+    async with Flow.open(_quiet_settings(ctx)) as flow:
         record = await flow.get(file_id)
     _print_record(record, as_json)
 
@@ -227,6 +260,99 @@ def plugins(as_json: bool) -> None:
         )
         if row["error"]:
             click.echo(f"  error: {row['error']}")
+
+
+@cli.command()
+@click.option(
+    "--concurrency",
+    "-n",
+    type=click.IntRange(1, 256),
+    help="Files processed at once (default: [processing] concurrency).",
+)
+@click.option(
+    "--dispatch/--no-dispatch",
+    default=True,
+    show_default=True,
+    help="Also deliver outbox events from this process.",
+)
+@click.option(
+    "--grace",
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM, how long running jobs may take before they are handed back.",
+)
+@click.pass_context
+@run_async
+async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, grace: float) -> None:
+    """Process jobs (and deliver events) until SIGTERM or Ctrl-C.
+
+    Run as many as you like, on as many machines as share the database: they claim work with
+    leases. On SIGTERM a worker stops claiming, lets running jobs finish for up to --grace
+    seconds, then hands the rest back to the queue.
+    """
+    from aecflow.dispatcher import Dispatcher
+    from aecflow.worker import Worker
+
+    settings = _quiet_settings(ctx)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with Flow.open(settings) as flow:
+        runner = Worker(flow, concurrency=concurrency)
+        log.warning("worker %s started: concurrency %d", runner.owner, runner.concurrency)
+        tasks = [runner.run(stop, grace_s=grace)]
+        if dispatch:
+            tasks.append(Dispatcher(flow).run(stop))
+        await asyncio.gather(*tasks)
+    log.warning("worker %s stopped", runner.owner)
+
+
+@cli.group()
+def events() -> None:
+    """Inspect and redeliver events that could not be delivered."""
+
+
+@events.command("dead")
+@click.option("--destination", help="Only this notifier destination.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--cursor")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def events_dead(
+    ctx: click.Context, destination: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """List dead letters, newest first, with their last error."""
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        page = await flow.dead_letters(limit=limit, cursor=cursor, destination=destination)
+    if as_json:
+        _print_json(page)
+        return
+    for item in page["items"]:
+        click.echo(
+            f"{item['id']}  {item['destination']:12} {item['event_type']:24} "
+            f"attempts={item['attempts']}  {item['last_error']}"
+        )
+    if page["next_cursor"]:
+        click.echo(f"more: --cursor {page['next_cursor']}", err=True)
+
+
+@events.command("redeliver")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Redeliver every dead letter.")
+@click.pass_context
+@run_async
+async def events_redeliver(ctx: click.Context, ids: tuple[str, ...], everything: bool) -> None:
+    """Put dead letters (by ID, or --all) back in the queue with fresh attempts."""
+    if bool(ids) == everything:
+        raise click.UsageError("give dead-letter IDs or --all")
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        count = await flow.redeliver(None if everything else list(ids))
+    click.echo(f"{count} event(s) queued for redelivery")
+    if ids and count < len(ids):
+        raise NotFound(f"{len(ids) - count} of the given ids are not dead letters")
 
 
 @cli.group()

@@ -67,6 +67,8 @@ class ProcessingSettings(_Section):
     concurrency: int = pydantic.Field(2, ge=1, le=256)
     #: Attempts for infrastructure failures (crash, timeout) before a job ends failed.
     max_attempts: int = pydantic.Field(3, ge=1)
+    #: First delay before a crashed job is tried again; doubles per attempt (with jitter).
+    retry_backoff_s: float = pydantic.Field(10.0, gt=0)
     #: How long a claimed job stays ours without renewal.
     lease_s: float = pydantic.Field(60, ge=2)
     #: Refuse uploads that no processor accepts (HTTP 415) instead of storing them unprocessed.
@@ -88,6 +90,15 @@ class OutboxSettings(_Section):
     batch_size: int = pydantic.Field(100, ge=1)
 
 
+class BreakerSettings(_Section):
+    """Circuit breakers, one per dependency (the storage backend, each notifier destination)."""
+
+    #: Consecutive health failures (connection errors, timeouts, 5xx, 429) that open a circuit.
+    failure_threshold: int = pydantic.Field(5, ge=1)
+    #: Seconds an open circuit waits before letting one probe through.
+    reset_timeout_s: float = pydantic.Field(30.0, gt=0)
+
+
 class UploadSettings(_Section):
     max_size: int = pydantic.Field(5 * GiB, ge=1)
 
@@ -106,6 +117,7 @@ class Settings(_Section):
     #: Destinations for events; the embedded default logs them.
     notifiers: list[NotifierSettings] = [NotifierSettings(backend="log")]
     outbox: OutboxSettings = OutboxSettings()
+    breakers: BreakerSettings = BreakerSettings()
     uploads: UploadSettings = UploadSettings()
     worker: WorkerSettings = WorkerSettings()
 

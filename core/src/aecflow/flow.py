@@ -74,7 +74,12 @@ class Flow:
         self.notifiers = notifiers
         #: One breaker per dependency: ``storage`` and ``notifier:<destination>``.
         self.breakers: dict[str, CircuitBreaker] = {
-            name: CircuitBreaker(name, on_transition=self._breaker_moved)
+            name: CircuitBreaker(
+                name,
+                failure_threshold=settings.breakers.failure_threshold,
+                reset_timeout_s=settings.breakers.reset_timeout_s,
+                on_transition=self._breaker_moved,
+            )
             for name in ["storage", *(f"notifier:{n}" for n in notifiers)]
         }
         self.worker: Worker | None = None
@@ -374,6 +379,42 @@ class Flow:
             raise NotFound(f"file {file_id!r} is deleted", code="file_deleted")
         return record
 
+    # -- dead letters --------------------------------------------------------------------
+
+    async def dead_letters(
+        self, *, limit: int = 50, cursor: str | None = None, destination: str | None = None
+    ) -> dict[str, Any]:
+        """Events that could not be delivered, newest first, with their last error."""
+        if not 1 <= limit <= catalog.MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {catalog.MAX_PAGE}")
+        stmt = sa.select(outbox).where(outbox.c.status == "dead")
+        if destination:
+            stmt = stmt.where(outbox.c.destination == destination)
+        if cursor:
+            stmt = stmt.where(outbox.c.id < catalog.decode_cursor(cursor))
+        stmt = stmt.order_by(outbox.c.id.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        items = [dead_letter(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return {
+            "items": items,
+            "next_cursor": catalog.encode_cursor(items[-1]["id"]) if more else None,
+        }
+
+    async def redeliver(self, ids: Iterable[str] | None = None) -> int:
+        """Put dead letters back in the queue (all when ``ids`` is None); returns how many."""
+        stmt = sa.update(outbox).where(outbox.c.status == "dead")
+        if ids is not None:
+            stmt = stmt.where(outbox.c.id.in_(list(ids)))
+        stmt = stmt.values(
+            status="pending", attempts=0, available_at=utcnow(), lease_owner=None, lease_until=None
+        )
+        async with self.engine.begin() as conn:
+            count = (await conn.execute(stmt)).rowcount
+        self._wake()
+        return count
+
     # -- deletion ------------------------------------------------------------------------
 
     async def delete(self, file_id: str) -> FileRecord:
@@ -453,6 +494,22 @@ class Flow:
                 await self.announce(conn, "file.purged", record, now)
             self._wake()
             return record
+
+
+def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The public shape of a dead-lettered event."""
+    return {
+        "id": row["id"],
+        "event_id": row["event_id"],
+        "destination": row["destination"],
+        "event_type": row["event_type"],
+        "project": row["project"],
+        "file_id": row["file_id"],
+        "attempts": row["attempts"],
+        "last_error": row["last_error"],
+        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
+        "payload": row["payload"],
+    }
 
 
 def _settle(breaker: CircuitBreaker, exc: BaseException, *, blame_caller: bool) -> None:

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +64,9 @@ def fit_concurrency(wanted: int, memory_limit_mb: int) -> int:
     return min(wanted, fits)
 
 
+Runner = Callable[[ProcessorSpec, Path, ProcessingContext, Limits], Awaitable[RunReport]]
+
+
 class LostLease(Exception):
     """Another worker holds this job now; our result is dropped."""
 
@@ -79,10 +82,17 @@ class Verdict:
 
 class Worker:
     def __init__(
-        self, flow: Flow, *, concurrency: int | None = None, owner: str | None = None
+        self,
+        flow: Flow,
+        *,
+        concurrency: int | None = None,
+        owner: str | None = None,
+        runner: Runner = run_isolated,
     ) -> None:
         settings = flow.settings.processing
         self.flow = flow
+        #: Runs one processing; the isolated child process unless a test says otherwise.
+        self.runner = runner
         self.concurrency = fit_concurrency(
             concurrency or settings.concurrency, settings.memory_limit_mb
         )
@@ -114,13 +124,26 @@ class Worker:
             await self._wait(stop, delay)
         await self.shutdown(grace_s)
 
-    async def run_until_idle(self) -> None:
-        """Process until no job is claimable and none is running (CLI and tests)."""
+    async def run_until_idle(self, *, include_retries: bool = False) -> None:
+        """Process until no job is claimable and none is running (CLI and tests).
+
+        With ``include_retries`` it also waits for jobs queued for a later retry.
+        """
         while True:
             await self.fill()
-            if not self.running:
+            if self.running:
+                await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
+            elif include_retries and await self._retries_pending():
+                await asyncio.sleep(min(self.poll_s, 0.1))
+            else:
                 return
-            await asyncio.wait(list(self.running.values()), return_when=asyncio.FIRST_COMPLETED)
+
+    async def _retries_pending(self) -> bool:
+        async with self.flow.engine.connect() as conn:
+            count = await conn.scalar(
+                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
+            )
+        return bool(count)
 
     async def _wait(self, stop: asyncio.Event, delay: float) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
@@ -256,7 +279,7 @@ class Worker:
         spec = ProcessorSpec.from_registration(binding.registration, binding.config)
         try:
             async with self.local_copy(record) as path:
-                report = await run_isolated(spec, path, context, limits)
+                report = await self.runner(spec, path, context, limits)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # storage or the machine failed us, not the file
@@ -281,6 +304,10 @@ class Worker:
     @property
     def max_attempts(self) -> int:
         return self.flow.settings.processing.max_attempts
+
+    @property
+    def retry_backoff_s(self) -> float:
+        return self.flow.settings.processing.retry_backoff_s
 
     def limits_for(self, binding: ProcessorBinding, size: int) -> tuple[Limits, str | None]:
         """Per-processor settings, else the global ones; the processor may ask for less."""
@@ -331,7 +358,7 @@ class Worker:
         else:
             job_values = {
                 "status": "queued",
-                "available_at": now + backoff(job["attempts"], 2.0, 300.0),
+                "available_at": now + backoff(job["attempts"], self.retry_backoff_s, 3600.0),
             }
         async with self.flow.engine.begin() as conn:
             result = await conn.execute(

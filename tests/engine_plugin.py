@@ -1,0 +1,122 @@
+"""A test plugin for the engine tests: processors that misbehave by suffix, and a notifier
+whose failures the test controls. Registered with ``Flow.open(plugins=[...])``; processors are
+module-level so the isolated child can import them by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pydantic
+
+import aecflow
+from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
+from aecflow.processing import InvalidInput, ProcessingContext, ProcessingResult, Processor
+
+
+class Empty(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class Count(Processor):
+    """Succeeds: counts the bytes and lines it read, so results can be checked."""
+
+    suffixes = (".ok",)
+
+    def __init__(self, config: Empty) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        data = path.read_bytes()
+        return ProcessingResult(
+            {"bytes": len(data), "lines": data.count(b"\n"), "filename": context.filename}
+        )
+
+
+class Refuse(Processor):
+    suffixes = (".bad",)
+
+    def __init__(self, config: Empty) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        raise InvalidInput("this is not a model: no ISO-10303-21 header")
+
+
+class Slow(Processor):
+    suffixes = (".slow",)
+
+    def __init__(self, config: Empty) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        time.sleep(120)
+        return ProcessingResult({})
+
+
+class Hog(Processor):
+    suffixes = (".hog",)
+
+    def __init__(self, config: Empty) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        blocks = [bytearray(64 * 1024 * 1024) for _ in range(64)]  # 4 GiB
+        return ProcessingResult({"blocks": len(blocks)})
+
+
+class Segfault(Processor):
+    suffixes = (".segv",)
+
+    def __init__(self, config: Empty) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        os.kill(os.getpid(), signal.SIGSEGV)
+        ctypes.string_at(0)  # in case the signal is blocked
+        return ProcessingResult({})
+
+
+class FlakyConfig(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+    #: Fail this many delivery calls before succeeding; -1 fails forever.
+    fail_times: int = 0
+
+
+class Flaky(Notifier):
+    """Fails ``fail_times`` calls with a health failure, then delivers; records what it got."""
+
+    max_batch = 10
+
+    def __init__(self, config: FlakyConfig) -> None:
+        self.fail_times = config.fail_times
+        self.calls = 0
+        self.delivered: list[Event] = []
+
+    async def deliver(self, events: Sequence[Event]) -> Mapping[str, DeliveryOutcome]:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.fail_times < 0 or self.calls <= self.fail_times:
+            raise ConnectionError("destination unreachable")
+        self.delivered.extend(events)
+        return {event.id: DeliveryOutcome(DeliveryStatus.DELIVERED) for event in events}
+
+
+@aecflow.hookimpl
+def register_processors(registry):
+    registry.add("t-count", Count, config=Empty)
+    registry.add("t-refuse", Refuse, config=Empty)
+    registry.add("t-slow", Slow, config=Empty)
+    registry.add("t-hog", Hog, config=Empty)
+    registry.add("t-segv", Segfault, config=Empty)
+
+
+@aecflow.hookimpl
+def register_notifiers(registry):
+    registry.add("flaky", Flaky, config=FlakyConfig)

@@ -1,0 +1,114 @@
+"""The outbox dispatcher: retries with backoff, breakers, dead letters and redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from aecflow.db.schema import outbox
+from aecflow.dispatcher import Dispatcher
+from aecflow.flow import Flow
+from aecflow.streams import aiter_bytes
+
+from . import engine_plugin
+from .conftest import make_settings
+
+PLUGINS = [("engine_plugin", engine_plugin)]
+
+
+def outbox_settings(tmp_path: Path, database_url: str, fail_times: int, **overrides: object):
+    return make_settings(
+        tmp_path, database_url,
+        notifiers=[{"backend": "flaky", "fail_times": fail_times}],
+        outbox={"max_attempts": 6, "backoff_base_s": 0.02, "backoff_max_s": 0.1},
+        breakers={"failure_threshold": 3, "reset_timeout_s": 0.3},
+        **overrides,
+    )
+
+
+async def rows(flow: Flow) -> list[dict]:
+    async with flow.engine.connect() as conn:
+        result = await conn.execute(sa.select(outbox).order_by(outbox.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+async def deliver_until(flow: Flow, done, timeout_s: float = 20.0) -> None:
+    dispatcher = Dispatcher(flow)
+    deadline = time.monotonic() + timeout_s
+    while not done(await rows(flow)):
+        assert time.monotonic() < deadline, await rows(flow)
+        await dispatcher.deliver_once("flaky", flow.notifiers["flaky"])
+        await asyncio.sleep(0.01)
+
+
+async def test_failing_destination_recovers_and_gets_the_event_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with Flow.open(outbox_settings(tmp_path, database_url, fail_times=2),
+                         plugins=PLUGINS) as flow:
+        record = await flow.ingest("p1", "a.bin", aiter_bytes(b"data"))
+        [before] = await rows(flow)
+        await deliver_until(flow, lambda r: r[0]["status"] == "delivered")
+        [after] = await rows(flow)
+        notifier = flow.notifiers["flaky"]
+    assert notifier.calls == 3
+    assert [event.id for event in notifier.delivered] == [before["event_id"]]
+    assert notifier.delivered[0].payload["file"]["id"] == record.id
+    assert after["attempts"] == 3 and after["last_error"] is None
+    assert after["delivered_at"] is not None
+
+
+async def test_breaker_stops_spending_attempts_then_dead_letters_and_redelivers(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with Flow.open(outbox_settings(tmp_path, database_url, fail_times=-1),
+                         plugins=PLUGINS) as flow:
+        await flow.ingest("p1", "a.bin", aiter_bytes(b"data"))
+        notifier = flow.notifiers["flaky"]
+        breaker = flow.breakers["notifier:flaky"]
+        dispatcher = Dispatcher(flow)
+
+        while breaker.state.value == "closed":
+            await dispatcher.deliver_once("flaky", notifier)
+            await asyncio.sleep(0.03)
+        [row] = await rows(flow)
+        assert row["attempts"] == 3 and notifier.calls == 3
+        # while open: nothing is claimed, no attempt is spent, the event stays pending
+        for _ in range(5):
+            assert await dispatcher.deliver_once("flaky", notifier) == 0
+        [row] = await rows(flow)
+        assert (row["attempts"], row["status"], notifier.calls) == (3, "pending", 3)
+        assert breaker.snapshot()["state"] == "open"
+
+        await deliver_until(flow, lambda r: r[0]["status"] == "dead")
+        [row] = await rows(flow)
+        assert row["attempts"] == 6, "dead only after the configured attempts"
+        assert "destination unreachable" in row["last_error"]
+        dead = await flow.dead_letters()
+        assert [item["id"] for item in dead["items"]] == [row["id"]]
+
+        notifier.fail_times = 0
+        assert await flow.redeliver() == 1
+        await deliver_until(flow, lambda r: r[0]["status"] == "delivered")
+        assert len(notifier.delivered) == 1
+        assert (await flow.dead_letters())["items"] == []
+
+
+async def test_events_for_every_state_change_reach_the_destination(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with Flow.open(outbox_settings(tmp_path, database_url, fail_times=0),
+                         plugins=PLUGINS) as flow:
+        record = await flow.ingest("p1", "a.ok", aiter_bytes(b"x\n"))
+        await flow.delete(record.id)
+        await flow.restore(record.id)
+        await flow.purge(record.id)
+        await Dispatcher(flow).run_until_idle()
+        delivered = flow.notifiers["flaky"].delivered
+    assert [e.type for e in delivered] == ["file.stored", "file.deleted", "file.restored",
+                                           "file.purged"]
+    assert len({e.id for e in delivered}) == 4
+    assert "filename" not in delivered[-1].payload["file"], "purged events carry no name"

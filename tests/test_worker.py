@@ -1,0 +1,184 @@
+"""Jobs and workers on both databases: claiming, leases, fencing and classified outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from aecflow.db.schema import files, jobs, outbox
+from aecflow.flow import Flow
+from aecflow.isolation import RunReport
+from aecflow.processing import Outcome
+from aecflow.streams import aiter_bytes
+from aecflow.worker import LostLease, Worker
+
+from . import engine_plugin
+from .conftest import make_settings
+
+PLUGINS = [("engine_plugin", engine_plugin)]
+
+
+def engine_settings(tmp_path: Path, database_url: str, **overrides: object):
+    base: dict[str, object] = {
+        "processing": {
+            "lease_s": 2,
+            "max_attempts": 2,
+            "retry_backoff_s": 0.05,
+            "processors": {
+                "t-slow": {"timeout_s": 1},
+                "t-hog": {"memory_limit_mb": 300},
+            },
+        },
+        "notifiers": [],
+    }
+    base.update(overrides)
+    return make_settings(tmp_path, database_url, **base)
+
+
+async def quick_runner(spec, path, context, limits) -> RunReport:
+    """Stands in for the child process in the many-job tests: the database is what's tested."""
+    await asyncio.sleep(0.001)
+    return RunReport(Outcome.SUCCEEDED, {"bytes": path.stat().st_size}, None, 0.001, None, "")
+
+
+async def ingest_many(flow: Flow, n: int) -> list[str]:
+    ids = []
+    for index in range(n):
+        record = await flow.ingest("p1", f"f{index}.ok", aiter_bytes(b"line\n" * (index + 1)))
+        ids.append(record.id)
+    return ids
+
+
+@pytest.mark.parametrize("workers", [2, 8])
+async def test_concurrent_workers_process_every_job_exactly_once(
+    tmp_path: Path, database_url: str, workers: int
+) -> None:
+    calls: collections.Counter[str] = collections.Counter()
+
+    async def counting_runner(spec, path, context, limits) -> RunReport:
+        calls[context.file_id] += 1
+        return await quick_runner(spec, path, context, limits)
+
+    settings = engine_settings(tmp_path, database_url, notifiers=[{"backend": "log"}])
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        ids = await ingest_many(flow, 200)
+        pool = [Worker(flow, concurrency=4, runner=counting_runner) for _ in range(workers)]
+        await asyncio.gather(*(worker.run_until_idle() for worker in pool))
+        async with flow.engine.connect() as conn:
+            statuses = collections.Counter(
+                (await conn.execute(sa.select(files.c.status))).scalars().all()
+            )
+            job_states = collections.Counter(
+                (await conn.execute(sa.select(jobs.c.status))).scalars().all()
+            )
+            processed_events = collections.Counter(
+                (
+                    await conn.execute(
+                        sa.select(outbox.c.file_id).where(outbox.c.event_type == "file.processed")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+    assert statuses == {"processed": 200}
+    assert job_states == {"done": 200}
+    assert set(calls) == set(ids) and max(calls.values()) == 1
+    assert set(processed_events) == set(ids) and max(processed_events.values()) == 1
+
+
+async def test_expired_lease_is_reclaimed_and_the_late_result_is_fenced(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A worker that vanished mid-job (its lease never renewed, as after SIGKILL)."""
+    async with Flow.open(engine_settings(tmp_path, database_url), plugins=PLUGINS) as flow:
+        [file_id] = await ingest_many(flow, 1)
+        dead = Worker(flow, owner="worker:dead-host:1", runner=quick_runner)
+        async with flow.engine.begin() as conn:
+            from aecflow import leases
+
+            [job] = await leases.claim_jobs(
+                conn, dead.owner, 1, dead.lease, dt.datetime.now(dt.UTC)
+            )
+        # Nothing claims a leased job before its lease runs out...
+        survivor = Worker(flow, runner=quick_runner)
+        assert await survivor.fill() == 0
+        await asyncio.sleep(dead.lease.total_seconds() + 0.2)
+        # ...and after it, another worker takes it over and finishes it.
+        await survivor.run_until_idle()
+        record = await flow.get(file_id)
+        assert record.status == "processed"
+        assert record.processing["attempts"] == 2
+        # The vanished worker's late result is refused by the fence.
+        late = RunReport(Outcome.INVALID_INPUT, None, "late and wrong", 1.0, None, "")
+        from aecflow.worker import Verdict
+
+        with pytest.raises(LostLease):
+            await dead._record(dict(job), Verdict(late, True, "t-count"), dt.datetime.now(dt.UTC))
+        record = await flow.get(file_id)
+        assert record.status == "processed" and record.processing["error"] is None
+
+
+OUTCOMES = [
+    ("model.ok", "processed", "succeeded", None),
+    ("model.bad", "failed", "invalid_input", "no ISO-10303-21 header"),
+    ("model.slow", "failed", "timed_out", "1"),
+    ("model.hog", "failed", "out_of_memory", "300"),
+    ("model.segv", "failed", "crashed", "SIGSEGV"),
+]
+
+
+async def test_each_processor_failure_is_classified_and_the_worker_lives_on(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with Flow.open(engine_settings(tmp_path, database_url), plugins=PLUGINS) as flow:
+        records = {}
+        for name, *_ in OUTCOMES:
+            records[name] = await flow.ingest("p1", name, aiter_bytes(b"one\ntwo\n"))
+        worker = Worker(flow, concurrency=2)
+        await worker.run_until_idle(include_retries=True)
+        for name, status, outcome, needle in OUTCOMES:
+            record = await flow.get(records[name].id)
+            assert (record.status, record.processing["outcome"]) == (status, outcome), name
+            if needle:
+                assert needle in record.processing["error"], record.processing["error"]
+            assert record.processing["finished_at"] is not None
+        ok = await flow.get(records["model.ok"].id)
+        assert ok.processing["result"] == {"bytes": 8, "lines": 2, "filename": "model.ok"}
+        segv = await flow.get(records["model.segv"].id)
+        assert segv.processing["attempts"] == 2, "a crash is retried up to max_attempts"
+        # and the same worker still processes the next file
+        after = await flow.ingest("p1", "after.ok", aiter_bytes(b"x\n"))
+        await worker.run_until_idle()
+        assert (await flow.get(after.id)).status == "processed"
+
+
+async def test_file_that_needs_more_memory_than_allowed_fails_without_running(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = engine_settings(tmp_path, database_url)
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        binding = flow.processors["t-count"]
+        binding.processor.resources = lambda size: type(  # type: ignore[method-assign]
+            "N", (), {"memory_mb": 10**6, "timeout_s": None}
+        )()
+        record = await flow.ingest("p1", "big.ok", aiter_bytes(b"x"))
+        await Worker(flow, runner=quick_runner).run_until_idle()
+        record = await flow.get(record.id)
+        assert record.processing["outcome"] == "out_of_memory"
+        assert "needs about 1000000 MB" in record.processing["error"]
+
+
+async def test_embedded_worker_runs_inside_the_flow(tmp_path: Path, database_url: str) -> None:
+    settings = engine_settings(
+        tmp_path, database_url, worker={"embedded": True, "poll_interval_s": 0.1}
+    )
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        record = await flow.ingest("p1", "a.ok", aiter_bytes(b"a\nb\nc\n"))
+        done = await flow.wait_until_settled(record.id, timeout_s=30)
+    assert done.status == "processed"
+    assert done.processing["result"]["lines"] == 3
