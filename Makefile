@@ -1,0 +1,38 @@
+# aecflow — `make run` and `make test` set themselves up on first use.
+# uv comes from PyPI (pip) when it is not installed; Python is the machine's own (>= 3.11).
+
+SHELL := /bin/bash
+VENV := .venv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)-tools/bin/uv)
+export UV_PYTHON_DOWNLOADS ?= never
+PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+SAMPLE ?= ../shared/samples/ifc/IfcOpenHouse_IFC4.ifc
+
+.PHONY: setup run test lint bench clean
+
+$(VENV)-tools/bin/uv:
+	$(PYTHON) -m venv $(VENV)-tools
+	$(VENV)-tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.5"
+
+$(VENV)/.synced: pyproject.toml uv.lock core/pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced ## Create .venv with the core, the plugins and the dev tools.
+
+run: setup ## Ingest a sample model on the embedded defaults (SQLite + local disk) and print it.
+	$(VENV)/bin/aecflow ingest --project demo "$(SAMPLE)"
+
+test: setup ## The whole test suite (PostgreSQL tests skip loudly without a server).
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup ## Benchmarks: print figures, never pass/fail.
+	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(VENV)-tools aecflow-data .pytest_cache .ruff_cache
