@@ -6,7 +6,7 @@ VENV := .venv
 UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)-tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
 PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
-SAMPLE ?= ../shared/samples/ifc/IfcOpenHouse_IFC4.ifc
+SAMPLE ?= samples/IfcOpenHouse_IFC4.ifc
 
 .PHONY: setup run test lint bench clean
 

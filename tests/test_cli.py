@@ -1,0 +1,84 @@
+"""The command line as a script sees it: output, JSON and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMMANDS = [[], ["ingest"], ["files"], ["files", "list"], ["files", "show"], ["plugins"],
+            ["db"], ["db", "upgrade"], ["worker"], ["events"], ["events", "dead"],
+            ["events", "redeliver"]]
+
+
+def aecflow(cwd: Path, *args: str, env: dict[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "aecflow", *args], cwd=cwd, text=True,
+                          capture_output=True, env={**os.environ, **(env or {})}, timeout=120)
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "aecflow")
+def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
+    result = aecflow(tmp_path, *command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+
+
+def test_ingest_list_show_on_the_embedded_defaults(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("one two\nthree\n")
+    result = aecflow(tmp_path, "ingest", "notes.txt", "--project", "demo", "--meta",
+                     "phase=design", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["status"] == "processed"
+    assert record["processing"]["result"] == {"lines": 2, "words": 3, "characters": 14}
+    assert record["metadata"] == {"phase": "design"}
+    assert (tmp_path / "aecflow-data" / "aecflow.db").exists()
+
+    listed = json.loads(aecflow(tmp_path, "files", "list", "-p", "demo", "--json").stdout)
+    assert [item["id"] for item in listed["items"]] == [record["id"]]
+    assert listed["next_cursor"] is None
+    shown = json.loads(aecflow(tmp_path, "files", "show", record["id"], "--json").stdout)
+    assert shown == record
+    human = aecflow(tmp_path, "files", "show", record["id"]).stdout
+    assert "succeeded" in human and "phase=design" in human
+
+    no_wait = aecflow(tmp_path, "ingest", "notes.txt", "-p", "demo", "--no-wait", "--json")
+    assert json.loads(no_wait.stdout)["status"] == "stored"
+
+
+@pytest.mark.parametrize(("args", "code", "needle"), [
+    (["ingest", "notes.txt", "--project", "Bad Name"], 2, "invalid project name"),
+    (["ingest", "missing.txt", "--project", "demo"], 2, "does not exist"),
+    (["ingest", "notes.txt", "--project", "demo", "--meta", "novalue"], 2, "key=value"),
+    (["files", "show", "01a1ffc4-0000-7000-8000-000000000000"], 3, "does not exist"),
+    (["files", "list"], 2, "--project"),
+    (["events", "redeliver"], 2, "--all"),
+])
+def test_errors_have_exit_codes_and_messages(tmp_path: Path, args: list[str], code: int,
+                                             needle: str) -> None:
+    (tmp_path / "notes.txt").write_text("x\n")
+    result = aecflow(tmp_path, *args)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_configuration_errors_exit_78(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[processing]\ntimeout_s = 'soon'\n")
+    result = aecflow(tmp_path, "--config", "bad.toml", "files", "list", "-p", "demo")
+    assert result.returncode == 78
+    assert "processing.timeout_s" in result.stderr
+
+
+def test_db_upgrade_and_dead_letters(tmp_path: Path) -> None:
+    result = aecflow(tmp_path, "db", "upgrade")
+    assert result.returncode == 0 and "revision 0001" in result.stdout
+    dead = json.loads(aecflow(tmp_path, "events", "dead", "--json").stdout)
+    assert dead == {"items": [], "next_cursor": None}
+    result = aecflow(tmp_path, "events", "redeliver", "--all")
+    assert result.returncode == 0 and "0 event(s)" in result.stdout
