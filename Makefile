@@ -5,7 +5,11 @@ SHELL := /bin/bash
 VENV := .venv
 UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)-tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
-PYTHON ?= $(shell command -v python3.12 || command -v python3.11 || command -v python3)
+PYTHON ?= python3
+PYTHON_OK := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 11)))' 2>/dev/null)
+ifneq ($(PYTHON_OK),1)
+$(error aecflow needs Python 3.11 or newer as $(PYTHON); set PYTHON=/path/to/python3.11)
+endif
 SAMPLE ?= samples/IfcOpenHouse_IFC4.ifc
 
 .PHONY: setup run test lint bench clean
@@ -15,7 +19,7 @@ $(VENV)-tools/bin/uv:
 	$(VENV)-tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.5"
 
 $(VENV)/.synced: pyproject.toml uv.lock core/pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 	@touch $@
 
 setup: $(VENV)/.synced ## Create .venv with the core, the plugins and the dev tools.

@@ -120,3 +120,12 @@ def register_processors(registry):
 @aecflow.hookimpl
 def register_notifiers(registry):
     registry.add("flaky", Flaky, config=FlakyConfig)
+
+
+#: Every observation this process has seen, for the monitoring tests.
+OBSERVED: list = []
+
+
+@aecflow.hookimpl
+def observe(observation):
+    OBSERVED.append(observation)

@@ -112,3 +112,27 @@ async def test_events_for_every_state_change_reach_the_destination(
                                            "file.purged"]
     assert len({e.id for e in delivered}) == 4
     assert "filename" not in delivered[-1].payload["file"], "purged events carry no name"
+
+
+async def test_every_operation_is_observed(tmp_path: Path, database_url: str) -> None:
+    from aecflow.worker import Worker
+
+    engine_plugin.OBSERVED.clear()
+    settings = outbox_settings(tmp_path, database_url, fail_times=3)
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        await flow.ingest("p1", "a.ok", aiter_bytes(b"x\n"))
+        await Worker(flow).run_until_idle()
+        await deliver_until(flow, lambda r: all(row["status"] == "delivered" for row in r))
+    seen = {}
+    for observation in engine_plugin.OBSERVED:
+        seen.setdefault(observation.name, []).append(observation)
+    assert {"flow.ingest", "worker.job", "processing.run", "outbox.delivery",
+            "breaker.transition"} <= set(seen)
+    assert seen["processing.run"][0].outcome == "succeeded"
+    assert seen["processing.run"][0].attributes["processor"] == "t-count"
+    outcomes = [o.outcome for o in seen["outbox.delivery"]]
+    # one observation per event and attempt: 3 failed calls, then each event delivered once
+    assert outcomes.count("retry") >= 3 and outcomes.count("delivered") == 2
+    transitions = [(o.attributes["from"], o.attributes["to"]) for o in seen["breaker.transition"]]
+    assert transitions == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
+    assert all(o.duration_s >= 0 for o in engine_plugin.OBSERVED)

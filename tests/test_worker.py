@@ -182,3 +182,14 @@ async def test_embedded_worker_runs_inside_the_flow(tmp_path: Path, database_url
         done = await flow.wait_until_settled(record.id, timeout_s=30)
     assert done.status == "processed"
     assert done.processing["result"]["lines"] == 3
+
+
+async def test_concurrency_is_bounded_by_memory(tmp_path: Path, database_url: str) -> None:
+    import os
+
+    total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    settings = engine_settings(tmp_path, database_url)
+    settings.processing.memory_limit_mb = total_mb // 4
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        assert Worker(flow, concurrency=64).concurrency == 3  # 80 % of RAM / (RAM / 4)
+        assert Worker(flow, concurrency=2).concurrency == 2

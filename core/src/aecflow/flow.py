@@ -138,7 +138,6 @@ class Flow:
             self.worker = self.dispatcher = None
 
     def _breaker_moved(self, name: str, old: State, new: State) -> None:
-        log.warning("circuit %s: %s -> %s", name, old.value, new.value)
         self.emit(
             Observation(
                 "breaker.transition",
