@@ -54,7 +54,7 @@ async def _run_admin(url: str, statement: str) -> None:
         await engine.dispose()
 
 
-def run_sync(coro):  # noqa: ANN001, ANN201 - test helper
+def run_sync(coro):
     """Run ``coro`` to completion from sync code, even inside a running event loop."""
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
