@@ -309,6 +309,54 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     log.warning("worker %s stopped", runner.owner)
 
 
+@cli.command()
+@click.option("--host", "-h", "host", help="Address to bind (default: [server] host, 127.0.0.1).")
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(0, 65535),
+    help="Port (default: [server] port, 8000; 0 picks a free one).",
+)
+@click.option(
+    "--worker/--no-worker",
+    default=True,
+    show_default=True,
+    help="Run a worker and the event dispatcher in this process "
+    "(--no-worker leaves them to `aecflow worker`).",
+)
+@click.pass_context
+@run_async
+async def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) -> None:
+    """Run the HTTP host until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from aecflow.host import create_app
+
+    settings = _settings(ctx)
+    app = create_app(settings, worker=worker and settings.worker.embedded)
+    config = uvicorn.Config(
+        app,
+        host=host or settings.server.host,
+        port=settings.server.port if port is None else port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started and not task.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        for sock in (s for srv in server.servers for s in srv.sockets):
+            address, bound = sock.getsockname()[:2]
+            shown = f"[{address}]" if ":" in address else address
+            click.echo(f"aecflow listening on http://{shown}:{bound}", err=True)
+    await task
+    if not server.started:
+        raise click.ClickException("the server did not start; see the messages above")
+
+
 @cli.group()
 def events() -> None:
     """Inspect and redeliver events that could not be delivered."""

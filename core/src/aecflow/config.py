@@ -100,7 +100,16 @@ class BreakerSettings(_Section):
 
 
 class UploadSettings(_Section):
+    #: Largest file accepted, enforced while streaming (HTTP 413).
     max_size: int = pydantic.Field(5 * GiB, ge=1)
+    #: Uploads the host receives at once; more get 503 with Retry-After. Memory per upload is
+    #: about one 1 MiB chunk per storage write in flight, so this bounds upload memory.
+    max_concurrent: int = pydantic.Field(64, ge=1)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = pydantic.Field(8000, ge=0, le=65535)
 
 
 class WorkerSettings(_Section):
@@ -120,6 +129,7 @@ class Settings(_Section):
     breakers: BreakerSettings = BreakerSettings()
     uploads: UploadSettings = UploadSettings()
     worker: WorkerSettings = WorkerSettings()
+    server: ServerSettings = ServerSettings()
 
     def database_url(self) -> str:
         if self.database.url:

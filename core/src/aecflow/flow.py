@@ -37,7 +37,7 @@ from aecflow.plugins import PluginHost
 from aecflow.processing import Outcome
 from aecflow.records import FileRecord, FileStatus, Page
 from aecflow.storage import Storage
-from aecflow.streams import LimitedStream, file_chunks, read_head
+from aecflow.streams import HEAD_BYTES, LimitedStream, file_chunks, read_head
 from aecflow.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ class Flow:
         self, file_id: str, expires: dt.timedelta = DEFAULT_URL_EXPIRY
     ) -> str | None:
         """An expiring URL for the file's bytes, or ``None`` if the backend has none."""
-        record = await self._readable(file_id)
+        record = await self.readable(file_id)
         async with self.breakers["storage"]:
             return await self.storage.download_url(
                 record.storage_key, expires=expires, filename=record.filename
@@ -369,13 +369,46 @@ class Flow:
     async def open_content(
         self, file_id: str, start: int = 0, end: int | None = None
     ) -> tuple[FileRecord, AsyncIterator[bytes]]:
-        record = await self._readable(file_id)
+        record = await self.readable(file_id)
         return record, self.storage.open(record.storage_key, start=start, end=end)
 
-    async def _readable(self, file_id: str) -> FileRecord:
+    async def readable(self, file_id: str) -> FileRecord:
+        """The record of a file whose bytes may be read (not deleted or purged)."""
         record = await self.get(file_id)
         if record.deleted or record.purged:
             raise NotFound(f"file {file_id!r} is deleted", code="file_deleted")
+        return record
+
+    async def reprocess(self, file_id: str) -> FileRecord:
+        """Queue the file for processing again (idempotent while a job is already queued)."""
+        record = await self.readable(file_id)
+        head = b""
+        async for chunk in self.storage.open(
+            record.storage_key, start=0, end=min(record.size, HEAD_BYTES)
+        ):
+            head += chunk
+        binding = self.choose_processor(record.filename, record.content_type, head)
+        now = utcnow()
+        async with self.engine.begin() as conn:
+            active = await conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(jobs)
+                .where(jobs.c.file_id == file_id, jobs.c.status.in_(("queued", "running")))
+            )
+            if active:
+                return record
+            processing: dict[str, Any] = {"processor": binding.processor.name if binding else None}
+            if binding is None:
+                processing["outcome"] = Outcome.SKIPPED.value
+            await conn.execute(
+                sa.update(files)
+                .where(files.c.id == file_id)
+                .values(status=FileStatus.STORED, processing=processing, updated_at=now)
+            )
+            if binding is not None:
+                await self._enqueue_job(conn, file_id, binding.processor.name, now)
+            record = await self._require(conn, file_id)
+        self._wake()
         return record
 
     # -- dead letters --------------------------------------------------------------------

@@ -28,6 +28,7 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
+    from starlette.routing import BaseRoute
 
     from aecflow.flow import Flow
     from aecflow.observe import Observation
@@ -72,6 +73,15 @@ def register_notifiers(registry: NotifierRegistry) -> None:
 @hookspec
 def register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``aecflow`` command line (``aecflow s3 config`` and the like)."""
+
+
+@hookspec
+def register_routes(routes: list[BaseRoute], flow: Flow) -> None:
+    """Append Starlette routes to the HTTP host (e.g. storage_local serves its signed URLs).
+
+    Called once when the host starts, after the flow is open. Only the host calls it, so a
+    plugin imports Starlette inside the implementation, not at module level.
+    """
 
 
 @hookspec

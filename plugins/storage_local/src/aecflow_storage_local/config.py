@@ -43,9 +43,10 @@ class LocalStorageConfig(pydantic.BaseModel):
         description="HMAC key for download URLs; None generates one in <root>/.signing-key.",
     )
     public_base_url: str = Field(
-        default="http://127.0.0.1:8000/v1/storage/local",
+        default="/v1/storage/local",
         min_length=1,
-        description="Base URL under which the host serves signed downloads.",
+        description="Base URL under which the host serves signed downloads; the default is a "
+        "path on whichever host answered, so redirects work on any address and port.",
     )
     max_url_expiry_s: int = Field(
         default=7 * DAY_S,

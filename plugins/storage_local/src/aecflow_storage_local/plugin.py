@@ -12,3 +12,12 @@ def register_storage(registry: StorageRegistry) -> None:
     from aecflow_storage_local.storage import LocalStorage
 
     registry.add("local", LocalStorage, config=LocalStorageConfig)
+
+
+@hookimpl
+def register_routes(routes: list, flow) -> None:
+    """Serve this backend's signed download URLs when the host runs with local storage."""
+    if flow.storage.name == "local":
+        from aecflow_storage_local.routes import signed_url_route
+
+        routes.append(signed_url_route(flow))

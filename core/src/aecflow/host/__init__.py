@@ -1,0 +1,69 @@
+"""The HTTP host: a small Starlette app over a :class:`~aecflow.flow.Flow`.
+
+``create_app(settings)`` opens the flow in the app's lifespan (with the embedded worker unless
+``worker=False``), so other ASGI applications can mount it; ``aecflow serve`` runs it under
+uvicorn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from aecflow.config import Settings
+from aecflow.flow import Flow
+from aecflow.host import files, ops
+from aecflow.host.errors import HANDLERS
+from aecflow.host.middleware import RequestContext
+from aecflow.host.uploads import UploadSlots, upload
+
+ROUTES = [
+    Route("/health", ops.health),
+    Route("/ready", ops.ready),
+    Route("/v1/plugins", ops.plugins),
+    Route("/v1/events/dead", ops.dead_letters),
+    Route("/v1/events/dead/{dead_id}/redeliver", ops.redeliver, methods=["POST"]),
+    Route("/v1/projects/{project}/files", upload, methods=["POST"]),
+    Route("/v1/projects/{project}/files", files.list_files, methods=["GET"]),
+    Route("/v1/files/{file_id}", files.get_file, methods=["GET"]),
+    Route("/v1/files/{file_id}", files.delete_file, methods=["DELETE"]),
+    Route("/v1/files/{file_id}/download", files.download),
+    Route("/v1/files/{file_id}/content", files.content),
+    Route("/v1/files/{file_id}/restore", files.restore_file, methods=["POST"]),
+    Route("/v1/files/{file_id}/reprocess", files.reprocess_file, methods=["POST"]),
+]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    worker: bool | None = None,
+    plugins: list[tuple[str, object]] | None = None,
+) -> Starlette:
+    """The aecflow ASGI app; ``worker`` overrides ``[worker] embedded``."""
+    settings = settings or Settings()
+    if worker is not None:
+        settings = settings.model_copy(
+            update={"worker": settings.worker.model_copy(update={"embedded": worker})}
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with Flow.open(settings, plugins=plugins or ()) as flow:
+            app.state.flow = flow
+            app.state.upload_slots = UploadSlots(settings.uploads.max_concurrent)
+            extra: list = []
+            await flow.plugins.broadcast("register_routes", routes=extra, flow=flow)
+            app.router.routes.extend(extra)
+            yield
+
+    return Starlette(
+        routes=list(ROUTES),
+        middleware=[Middleware(RequestContext)],
+        exception_handlers=HANDLERS,
+        lifespan=lifespan,
+    )

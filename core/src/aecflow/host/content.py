@@ -1,0 +1,75 @@
+"""Streaming an object to a client, with single HTTP Range requests (RFC 9110 §14)."""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from aecflow.host.errors import error_response
+from aecflow.storage import Storage
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
+    fallback = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{urllib.parse.quote(filename)}"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
+    """``(start, end_exclusive)``, ``None`` for the whole object, or ``"unsatisfiable"``."""
+    if not header:
+        return None
+    match = _RANGE.match(header.strip())
+    if not match:
+        return None  # multiple or odd ranges: serve the whole object (allowed by the RFC)
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        return (max(0, size - length), size) if length and size else "unsatisfiable"
+    start = int(first)
+    end = min(size, int(last) + 1) if last else size
+    if start >= size or end <= start:
+        return "unsatisfiable"
+    return start, end
+
+
+def stream_object(
+    request: Request,
+    storage: Storage,
+    key: str,
+    *,
+    size: int,
+    filename: str,
+    content_type: str | None,
+    etag: str | None,
+) -> Response:
+    headers = {"Accept-Ranges": "bytes", "Content-Disposition": content_disposition(filename)}
+    if etag:
+        headers["ETag"] = f'"{etag}"'
+    wanted = parse_range(request.headers.get("range"), size)
+    if wanted == "unsatisfiable":
+        return error_response(
+            416,
+            "range_not_satisfiable",
+            f"the object has {size} bytes",
+            {"Content-Range": f"bytes */{size}"},
+        )
+    start, end = wanted if isinstance(wanted, tuple) else (0, size)
+    headers["Content-Length"] = str(end - start)
+    status = 200
+    if isinstance(wanted, tuple):
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    return StreamingResponse(
+        storage.open(key, start=start, end=end),
+        status,
+        headers=headers,
+        media_type=content_type or "application/octet-stream",
+    )

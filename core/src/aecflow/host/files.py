@@ -1,0 +1,103 @@
+"""The files API: list, get, download, delete, restore, purge and reprocess."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from aecflow.catalog import FileQuery
+from aecflow.errors import InvalidInput
+from aecflow.flow import Flow
+from aecflow.host.content import stream_object
+
+MAX_URL_EXPIRY = dt.timedelta(days=7)
+
+
+def _flow(request: Request) -> Flow:
+    return request.app.state.flow
+
+
+def _time(request: Request, name: str) -> dt.datetime | None:
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 time", code="invalid_query") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise InvalidInput(f"{name} must be a whole number", code="invalid_query")
+    return int(value)
+
+
+async def list_files(request: Request) -> Response:
+    params = request.query_params
+    metadata = {k[5:]: v for k, v in params.multi_items() if k.startswith("meta.")}
+    query = FileQuery(
+        project=request.path_params["project"],
+        status=params.get("status"),
+        filename_contains=params.get("filename"),
+        metadata=metadata,
+        created_after=_time(request, "created_after"),
+        created_before=_time(request, "created_before"),
+        deleted=params.get("deleted", "exclude"),
+        limit=_int(request, "limit", 50),
+        cursor=params.get("cursor"),
+    )
+    return JSONResponse((await _flow(request).list(query)).as_dict())
+
+
+async def get_file(request: Request) -> Response:
+    return JSONResponse((await _flow(request).get(request.path_params["file_id"])).as_dict())
+
+
+async def download(request: Request) -> Response:
+    """Redirect to the storage's own expiring URL, or to ``/content`` where it has none."""
+    expires = dt.timedelta(seconds=_int(request, "expires", 900))
+    if not dt.timedelta(seconds=1) <= expires <= MAX_URL_EXPIRY:
+        raise InvalidInput("expires must be between 1 second and 7 days", code="invalid_query")
+    file_id = request.path_params["file_id"]
+    url = await _flow(request).download_url(file_id, expires)
+    return RedirectResponse(url or f"/v1/files/{file_id}/content", status_code=307)
+
+
+async def content(request: Request) -> Response:
+    flow = _flow(request)
+    record = await flow.readable(request.path_params["file_id"])
+    return stream_object(
+        request,
+        flow.storage,
+        record.storage_key,
+        size=record.size,
+        filename=record.filename,
+        content_type=record.content_type,
+        etag=record.sha256,
+    )
+
+
+async def delete_file(request: Request) -> Response:
+    flow = _flow(request)
+    file_id = request.path_params["file_id"]
+    purge = request.query_params.get("purge", "false").lower()
+    if purge not in ("true", "false", "1", "0"):
+        raise InvalidInput("purge must be true or false", code="invalid_query")
+    record = await (flow.purge(file_id) if purge in ("true", "1") else flow.delete(file_id))
+    return JSONResponse(record.as_dict())
+
+
+async def restore_file(request: Request) -> Response:
+    return JSONResponse((await _flow(request).restore(request.path_params["file_id"])).as_dict())
+
+
+async def reprocess_file(request: Request) -> Response:
+    record = await _flow(request).reprocess(request.path_params["file_id"])
+    return JSONResponse(record.as_dict(), 202)

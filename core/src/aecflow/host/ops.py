@@ -1,0 +1,65 @@
+"""Operations: liveness, readiness, plugins and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from aecflow.flow import Flow
+
+CHECK_TIMEOUT_S = 5.0
+
+
+async def health(request: Request) -> Response:
+    """The process is alive and its event loop answers; nothing else is checked."""
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Database and storage reachable, every circuit's state; 503 when not ready."""
+    flow: Flow = request.app.state.flow
+    checks: dict[str, dict[str, str]] = {}
+    for name, check in (("database", flow.check_database), ("storage", flow.storage.check)):
+        try:
+            await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+            checks[name] = {"status": "ok"}
+        except Exception as exc:
+            checks[name] = {"status": "error", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    breakers = [breaker.snapshot() for breaker in flow.breakers.values()]
+    storage_open = flow.breakers["storage"].state.value == "open"
+    is_ready = all(c["status"] == "ok" for c in checks.values()) and not storage_open
+    body = {"status": "ready" if is_ready else "not_ready", "checks": checks, "breakers": breakers}
+    return JSONResponse(
+        body, 200 if is_ready else 503, headers=None if is_ready else {"Retry-After": "5"}
+    )
+
+
+async def plugins(request: Request) -> Response:
+    flow: Flow = request.app.state.flow
+    return JSONResponse(
+        {"items": [info.as_dict() for info in flow.plugins.plugins], "next_cursor": None}
+    )
+
+
+async def dead_letters(request: Request) -> Response:
+    flow: Flow = request.app.state.flow
+    params = request.query_params
+    limit = params.get("limit", "50")
+    page = await flow.dead_letters(
+        limit=int(limit) if limit.isdigit() else 0,
+        cursor=params.get("cursor"),
+        destination=params.get("destination"),
+    )
+    return JSONResponse(page)
+
+
+async def redeliver(request: Request) -> Response:
+    flow: Flow = request.app.state.flow
+    count = await flow.redeliver([request.path_params["dead_id"]])
+    if not count:
+        from aecflow.errors import NotFound
+
+        raise NotFound("no such dead letter", code="dead_letter_not_found")
+    return JSONResponse({"redelivered": count}, 202)

@@ -1,0 +1,154 @@
+"""``POST /v1/projects/{project}/files``: stream a request body into a new file.
+
+The raw body (filename from ``?filename=`` or ``Content-Disposition``) or the first file part
+of ``multipart/form-data`` goes from the socket to the storage backend chunk by chunk; the size
+limit is enforced while streaming; an optional ``Content-SHA256`` (hex) or ``Digest: sha-256=``
+(base64) is verified. User metadata comes from ``X-Aecflow-Meta-<key>`` headers (values may be
+percent-encoded UTF-8), ``?meta.<key>=`` query parameters, or ``meta.<key>`` form fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import urllib.parse
+
+from python_multipart.multipart import parse_options_header
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from aecflow import validation
+from aecflow.errors import InvalidInput, TooLarge
+from aecflow.host.errors import error_response
+from aecflow.host.multipart import MultipartFile
+
+log = logging.getLogger("aecflow.host")
+META_HEADER = "x-aecflow-meta-"
+
+
+class UploadSlots:
+    """A global cap on concurrent uploads: beyond it, 503 with Retry-After, not more memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+def header_filename(value: str | None) -> str | None:
+    """The filename of a ``Content-Disposition`` header (RFC 6266, ``filename*`` first)."""
+    if not value:
+        return None
+    _, params = parse_options_header(value)
+    extended = params.get(b"filename*")
+    if extended:
+        charset, _, rest = extended.decode("latin-1").partition("'")
+        _, _, encoded = rest.partition("'")
+        try:
+            return urllib.parse.unquote(encoded, encoding=charset or "utf-8", errors="strict")
+        except (LookupError, UnicodeDecodeError):
+            raise InvalidInput(
+                "Content-Disposition filename* is not decodable", code="invalid_filename"
+            ) from None
+    plain = params.get(b"filename")
+    return plain.decode("utf-8", "replace") if plain else None
+
+
+def expected_sha256(request: Request) -> str | None:
+    if value := request.headers.get("content-sha256"):
+        return validation.sha256_hex(value)
+    for item in request.headers.get("digest", "").split(","):
+        algorithm, _, encoded = item.strip().partition("=")
+        if algorithm.lower() == "sha-256":
+            try:
+                return base64.b64decode(encoded, validate=True).hex()
+            except (binascii.Error, ValueError):
+                raise InvalidInput(
+                    "the Digest header's sha-256 is not base64", code="invalid_checksum"
+                ) from None
+    return None
+
+
+def request_metadata(request: Request, fields: dict[str, str] | None = None) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for name, value in (fields or {}).items():
+        if name.startswith("meta."):
+            meta[name[5:]] = value
+    for name, value in request.query_params.multi_items():
+        if name.startswith("meta."):
+            meta[name[5:]] = value
+    for name, value in request.headers.items():
+        if name.startswith(META_HEADER):
+            meta[name[len(META_HEADER) :]] = urllib.parse.unquote(value)
+    return meta
+
+
+async def upload(request: Request) -> Response:
+    flow = request.app.state.flow
+    slots: UploadSlots = request.app.state.upload_slots
+    project = validation.project_name(request.path_params["project"])
+    if not slots.try_acquire():
+        return error_response(
+            503,
+            "too_many_uploads",
+            f"{slots.limit} uploads are already running; try again shortly",
+            {"Retry-After": "2"},
+        )
+    try:
+        return await _receive(request, flow, project)
+    except ClientDisconnect:
+        log.info("client went away during an upload to %s; nothing was kept", project)
+        return Response(status_code=400)  # never reaches the client
+    finally:
+        slots.release()
+
+
+async def _receive(request: Request, flow, project: str) -> Response:
+    length = request.headers.get("content-length")
+    max_size = flow.settings.uploads.max_size
+    if length and length.isdigit() and int(length) > max_size:
+        raise TooLarge(f"the body of {length} bytes is larger than the limit of {max_size} bytes")
+    media_type, params = parse_options_header(request.headers.get("content-type", ""))
+    sha256 = expected_sha256(request)
+    if media_type == b"multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise InvalidInput("multipart/form-data needs a boundary", code="invalid_multipart")
+        form = MultipartFile(aiter(request.stream()), boundary)
+        await form.start()
+        filename = request.query_params.get("filename") or form.filename
+        content_type, chunks = form.content_type, form.chunks()
+        metadata = request_metadata(request, form.fields)
+        size = None  # the body's length includes the multipart framing
+    else:
+        filename = request.query_params.get("filename") or header_filename(
+            request.headers.get("content-disposition")
+        )
+        content_type = media_type.decode("latin-1") or None
+        chunks = request.stream()
+        metadata = request_metadata(request)
+        size = int(length) if length and length.isdigit() else None
+    if not filename:
+        raise InvalidInput(
+            "a filename is required: ?filename=, Content-Disposition, or the file part's filename",
+            code="invalid_filename",
+        )
+    record = await flow.ingest(
+        project,
+        filename,
+        chunks,
+        content_type=content_type,
+        metadata=metadata,
+        size=size,
+        sha256=sha256,
+    )
+    return JSONResponse(record.as_dict(), 201, headers={"Location": f"/v1/files/{record.id}"})
