@@ -10,15 +10,35 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = [[], ["ingest"], ["files"], ["files", "list"], ["files", "show"], ["plugins"],
-            ["db"], ["db", "upgrade"], ["worker"], ["events"], ["events", "dead"],
-            ["events", "redeliver"]]
+COMMANDS = [
+    [],
+    ["ingest"],
+    ["files"],
+    ["files", "list"],
+    ["files", "show"],
+    ["plugins"],
+    ["db"],
+    ["db", "upgrade"],
+    ["worker"],
+    ["events"],
+    ["events", "dead"],
+    ["events", "redeliver"],
+]
 
 
-def aecflow(cwd: Path, *args: str, env: dict[str, str] | None = None,
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aecflow", *args], cwd=cwd, text=True,
-                          capture_output=True, env={**os.environ, **(env or {})}, timeout=120)
+def aecflow(
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aecflow", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "aecflow")
@@ -30,8 +50,9 @@ def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
 
 def test_ingest_list_show_on_the_embedded_defaults(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("one two\nthree\n")
-    result = aecflow(tmp_path, "ingest", "notes.txt", "--project", "demo", "--meta",
-                     "phase=design", "--json")
+    result = aecflow(
+        tmp_path, "ingest", "notes.txt", "--project", "demo", "--meta", "phase=design", "--json"
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["status"] == "processed"
@@ -51,16 +72,20 @@ def test_ingest_list_show_on_the_embedded_defaults(tmp_path: Path) -> None:
     assert json.loads(no_wait.stdout)["status"] == "stored"
 
 
-@pytest.mark.parametrize(("args", "code", "needle"), [
-    (["ingest", "notes.txt", "--project", "Bad Name"], 2, "invalid project name"),
-    (["ingest", "missing.txt", "--project", "demo"], 2, "does not exist"),
-    (["ingest", "notes.txt", "--project", "demo", "--meta", "novalue"], 2, "key=value"),
-    (["files", "show", "01a1ffc4-0000-7000-8000-000000000000"], 3, "does not exist"),
-    (["files", "list"], 2, "--project"),
-    (["events", "redeliver"], 2, "--all"),
-])
-def test_errors_have_exit_codes_and_messages(tmp_path: Path, args: list[str], code: int,
-                                             needle: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["ingest", "notes.txt", "--project", "Bad Name"], 2, "invalid project name"),
+        (["ingest", "missing.txt", "--project", "demo"], 2, "does not exist"),
+        (["ingest", "notes.txt", "--project", "demo", "--meta", "novalue"], 2, "key=value"),
+        (["files", "show", "01a1ffc4-0000-7000-8000-000000000000"], 3, "does not exist"),
+        (["files", "list"], 2, "--project"),
+        (["events", "redeliver"], 2, "--all"),
+    ],
+)
+def test_errors_have_exit_codes_and_messages(
+    tmp_path: Path, args: list[str], code: int, needle: str
+) -> None:
     (tmp_path / "notes.txt").write_text("x\n")
     result = aecflow(tmp_path, *args)
     assert result.returncode == code, (result.stdout, result.stderr)

@@ -354,7 +354,7 @@ async def test_database_down_mid_run_answers_503_and_recovers(
     via_proxy = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     settings = host_settings(tmp_path, via_proxy, notifiers=[])
     async with (
-        live_host(settings, plugins=PLUGINS) as (url, app),
+        live_host(settings, plugins=PLUGINS) as (url, _app),
         httpx.AsyncClient(base_url=url) as client,
     ):
         assert (

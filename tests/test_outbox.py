@@ -21,7 +21,8 @@ PLUGINS = [("engine_plugin", engine_plugin)]
 
 def outbox_settings(tmp_path: Path, database_url: str, fail_times: int, **overrides: object):
     return make_settings(
-        tmp_path, database_url,
+        tmp_path,
+        database_url,
         notifiers=[{"backend": "flaky", "fail_times": fail_times}],
         outbox={"max_attempts": 6, "backoff_base_s": 0.02, "backoff_max_s": 0.1},
         breakers={"failure_threshold": 3, "reset_timeout_s": 0.3},
@@ -47,8 +48,9 @@ async def deliver_until(flow: Flow, done, timeout_s: float = 20.0) -> None:
 async def test_failing_destination_recovers_and_gets_the_event_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with Flow.open(outbox_settings(tmp_path, database_url, fail_times=2),
-                         plugins=PLUGINS) as flow:
+    async with Flow.open(
+        outbox_settings(tmp_path, database_url, fail_times=2), plugins=PLUGINS
+    ) as flow:
         record = await flow.ingest("p1", "a.bin", aiter_bytes(b"data"))
         [before] = await rows(flow)
         await deliver_until(flow, lambda r: r[0]["status"] == "delivered")
@@ -64,8 +66,9 @@ async def test_failing_destination_recovers_and_gets_the_event_once(
 async def test_breaker_stops_spending_attempts_then_dead_letters_and_redelivers(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with Flow.open(outbox_settings(tmp_path, database_url, fail_times=-1),
-                         plugins=PLUGINS) as flow:
+    async with Flow.open(
+        outbox_settings(tmp_path, database_url, fail_times=-1), plugins=PLUGINS
+    ) as flow:
         await flow.ingest("p1", "a.bin", aiter_bytes(b"data"))
         notifier = flow.notifiers["flaky"]
         breaker = flow.breakers["notifier:flaky"]
@@ -100,16 +103,21 @@ async def test_breaker_stops_spending_attempts_then_dead_letters_and_redelivers(
 async def test_events_for_every_state_change_reach_the_destination(
     tmp_path: Path, database_url: str
 ) -> None:
-    async with Flow.open(outbox_settings(tmp_path, database_url, fail_times=0),
-                         plugins=PLUGINS) as flow:
+    async with Flow.open(
+        outbox_settings(tmp_path, database_url, fail_times=0), plugins=PLUGINS
+    ) as flow:
         record = await flow.ingest("p1", "a.ok", aiter_bytes(b"x\n"))
         await flow.delete(record.id)
         await flow.restore(record.id)
         await flow.purge(record.id)
         await Dispatcher(flow).run_until_idle()
         delivered = flow.notifiers["flaky"].delivered
-    assert [e.type for e in delivered] == ["file.stored", "file.deleted", "file.restored",
-                                           "file.purged"]
+    assert [e.type for e in delivered] == [
+        "file.stored",
+        "file.deleted",
+        "file.restored",
+        "file.purged",
+    ]
     assert len({e.id for e in delivered}) == 4
     assert "filename" not in delivered[-1].payload["file"], "purged events carry no name"
 
@@ -126,8 +134,13 @@ async def test_every_operation_is_observed(tmp_path: Path, database_url: str) ->
     seen = {}
     for observation in engine_plugin.OBSERVED:
         seen.setdefault(observation.name, []).append(observation)
-    assert {"flow.ingest", "worker.job", "processing.run", "outbox.delivery",
-            "breaker.transition"} <= set(seen)
+    assert {
+        "flow.ingest",
+        "worker.job",
+        "processing.run",
+        "outbox.delivery",
+        "breaker.transition",
+    } <= set(seen)
     assert seen["processing.run"][0].outcome == "succeeded"
     assert seen["processing.run"][0].attributes["processor"] == "t-count"
     outcomes = [o.outcome for o in seen["outbox.delivery"]]

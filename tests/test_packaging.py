@@ -15,12 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def find_uv() -> str | None:
     return shutil.which("uv") or next(
-        (str(p) for p in [ROOT / ".venv-tools" / "bin" / "uv"] if p.exists()), None)
+        (str(p) for p in [ROOT / ".venv-tools" / "bin" / "uv"] if p.exists()), None
+    )
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def test_core_and_storage_local_install_into_a_fresh_venv(tmp_path: Path) -> None:
@@ -31,8 +33,16 @@ def test_core_and_storage_local_install_into_a_fresh_venv(tmp_path: Path) -> Non
     made = run(uv, "venv", "--quiet", "--python", sys.executable, venv)
     assert made.returncode == 0, made.stderr
     python = venv / "bin" / "python"
-    installed = run(uv, "pip", "install", "--quiet", "--python", python,
-                    ROOT / "core", ROOT / "plugins" / "storage_local")
+    installed = run(
+        uv,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        python,
+        ROOT / "core",
+        ROOT / "plugins" / "storage_local",
+    )
     assert installed.returncode == 0, installed.stderr
 
     listing = run(venv / "bin" / "aecflow", "plugins", "--json", cwd=tmp_path)
@@ -43,8 +53,9 @@ def test_core_and_storage_local_install_into_a_fresh_venv(tmp_path: Path) -> Non
     assert "example" not in plugins, "only what was installed is found"
 
     (tmp_path / "plan.pdf").write_bytes(b"%PDF-1.7 test")
-    ingested = run(venv / "bin" / "aecflow", "ingest", "plan.pdf", "-p", "demo", "--json",
-                   cwd=tmp_path)
+    ingested = run(
+        venv / "bin" / "aecflow", "ingest", "plan.pdf", "-p", "demo", "--json", cwd=tmp_path
+    )
     assert ingested.returncode == 0, ingested.stderr
     record = json.loads(ingested.stdout)
     assert record["processing"]["outcome"] == "skipped"

@@ -345,7 +345,7 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
-    while not server.started and not task.done():
+    while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     if server.started:
         for sock in (s for srv in server.servers for s in srv.sockets):
