@@ -10,7 +10,6 @@ PYTHON_OK := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3,
 ifneq ($(PYTHON_OK),1)
 $(error aecflow needs Python 3.11 or newer as $(PYTHON); set PYTHON=/path/to/python3.11)
 endif
-SAMPLE ?= samples/IfcOpenHouse_IFC4.ifc
 
 .PHONY: setup run test lint bench clean
 
@@ -24,8 +23,8 @@ $(VENV)/.synced: pyproject.toml uv.lock core/pyproject.toml $(wildcard plugins/*
 
 setup: $(VENV)/.synced ## Create .venv with the core, the plugins and the dev tools.
 
-run: setup ## Ingest a sample model on the embedded defaults (SQLite + local disk) and print it.
-	$(VENV)/bin/aecflow ingest --project demo "$(SAMPLE)"
+run: setup ## Run the HTTP host on the embedded defaults (SQLite + local disk in ./aecflow-data).
+	$(VENV)/bin/aecflow serve
 
 test: setup ## The whole test suite (PostgreSQL tests skip loudly without a server).
 	$(VENV)/bin/ruff check .

@@ -107,3 +107,29 @@ def test_db_upgrade_and_dead_letters(tmp_path: Path) -> None:
     assert dead == {"items": [], "next_cursor": None}
     result = aecflow(tmp_path, "events", "redeliver", "--all")
     assert result.returncode == 0 and "0 event(s)" in result.stdout
+
+
+def test_serve_prints_where_it_listens_and_answers(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    process = subprocess.Popen([sys.executable, "-m", "aecflow", "serve", "--port", "0"],
+                               cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        line = ""
+        while "listening on" not in line:
+            assert time.monotonic() < deadline and process.poll() is None, line
+            line = process.stderr.readline()
+        url = line.rsplit(" ", 1)[1].strip()
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+        uploaded = httpx.post(f"{url}/v1/projects/demo/files?filename=a.txt", content=b"a b\n")
+        assert uploaded.status_code == 201
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it ended
+    assert process.returncode in (0, -signal.SIGTERM)

@@ -25,6 +25,7 @@ from aecflow.host.multipart import MultipartFile
 
 log = logging.getLogger("aecflow.host")
 META_HEADER = "x-aecflow-meta-"
+NOT_A_FILE_TYPE = frozenset({b"", b"application/x-www-form-urlencoded"})
 
 
 class UploadSlots:
@@ -133,7 +134,8 @@ async def _receive(request: Request, flow, project: str) -> Response:
         filename = request.query_params.get("filename") or header_filename(
             request.headers.get("content-disposition")
         )
-        content_type = media_type.decode("latin-1") or None
+        # curl --data-binary labels any body as a form; that says nothing about the file
+        content_type = None if media_type in NOT_A_FILE_TYPE else media_type.decode("latin-1")
         chunks = request.stream()
         metadata = request_metadata(request)
         size = int(length) if length and length.isdigit() else None
