@@ -380,3 +380,38 @@ async def test_database_down_mid_run_answers_503_and_recovers(
     # the upload that failed while the database was down left no object behind
     objects = leftovers(tmp_path)
     assert len(objects) == 2 and all(p.read_bytes() != b"during" for p in objects)
+
+
+async def test_unprocessable_files_are_refused_when_configured(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = host_settings(tmp_path, database_url, processing={"refuse_unprocessable": True})
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        refused = await client.post("/v1/projects/p1/files?filename=a.bin", content=b"data")
+        assert refused.status_code == 415
+        assert refused.json()["error"]["code"] == "unsupported_file"
+        accepted = await client.post("/v1/projects/p1/files?filename=a.ok", content=b"data")
+        assert accepted.status_code == 201
+        assert await file_rows(app.state.flow) == 1
+    assert len(leftovers(tmp_path)) == 1
+
+
+async def test_each_request_is_logged_once_as_json(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="aecflow.access")
+    async with (
+        live_host(host_settings(tmp_path, database_url), plugins=PLUGINS) as (url, _),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        await client.get("/v1/files/nope", headers={"X-Request-ID": "req-42"})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "aecflow.access"]
+    [line] = [entry for entry in lines if entry["request_id"] == "req-42"]
+    assert line["status"] == 404 and line["path"] == "/v1/files/nope"
+    assert line["method"] == "GET" and line["duration_s"] >= 0 and line["bytes_out"] > 0
