@@ -1,0 +1,1 @@
+"""aecflow notifier that sends events to Amazon SQS in batches, FIFO-aware."""

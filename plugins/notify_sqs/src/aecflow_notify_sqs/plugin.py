@@ -1,0 +1,1 @@
+"""Entry point notify_sqs (in progress: registers nothing yet)."""

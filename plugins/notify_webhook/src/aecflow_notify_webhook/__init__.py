@@ -1,0 +1,1 @@
+"""aecflow notifier that signs and posts events as Standard Webhooks."""

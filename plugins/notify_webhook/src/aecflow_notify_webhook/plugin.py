@@ -1,0 +1,1 @@
+"""Entry point notify_webhook (in progress: registers nothing yet)."""

@@ -1,0 +1,1 @@
+"""Entry point storage_s3 (in progress: registers nothing yet)."""
