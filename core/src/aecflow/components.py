@@ -92,3 +92,13 @@ def build_notifiers(registry: Registry[Notifier], settings: Settings) -> dict[st
         notifier.name = name
         notifiers[name] = notifier
     return notifiers
+
+
+async def start_backend(backend: Storage | Notifier, what: str) -> None:
+    """Run a backend's start-up checks; a failure stops start-up with a message naming it."""
+    try:
+        await backend.start()
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"{what} could not start: {type(exc).__name__}: {exc}") from exc

@@ -24,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from aecflow import catalog, events, validation
 from aecflow.breaker import CircuitBreaker, State, is_health_failure
 from aecflow.catalog import FileQuery
-from aecflow.components import ProcessorBinding, build_notifiers, build_processors, build_storage
+from aecflow.components import (
+    ProcessorBinding,
+    build_notifiers,
+    build_processors,
+    build_storage,
+    start_backend,
+)
 from aecflow.config import Settings
 from aecflow.db import engine as db
 from aecflow.db.schema import files, jobs, outbox
@@ -104,10 +110,12 @@ class Flow:
         async with AsyncExitStack() as stack:
             storage = build_storage(host.registries.storage, settings)
             stack.push_async_callback(storage.close)
+            await start_backend(storage, f"storage backend {storage.name!r}")
             processors = build_processors(host.registries.processors, settings)
             notifiers = build_notifiers(host.registries.notifiers, settings)
-            for notifier in notifiers.values():
+            for name, notifier in notifiers.items():
                 stack.push_async_callback(notifier.close)
+                await start_backend(notifier, f"notifier {name!r}")
             engine = db.create_engine(settings.database_url(), echo=settings.database.echo)
             stack.push_async_callback(engine.dispose)
             if settings.database.migrate_on_start:

@@ -55,6 +55,10 @@ class Notifier(ABC):
         """Whether this destination subscribes to ``event_type`` (filters are per destination)."""
         return True
 
+    async def start(self) -> None:
+        """Called once when a flow opens: open clients, check the destination is reachable and
+        read its limits. Raise to refuse to start."""
+
     @abstractmethod
     async def deliver(self, events: Sequence[Event]) -> Mapping[str, DeliveryOutcome]:
         """Try each event once; return an outcome per event id (missing ids count as RETRY)."""

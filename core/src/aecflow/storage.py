@@ -95,6 +95,10 @@ class Storage(ABC):
         """
         return None
 
+    async def start(self) -> None:
+        """Called once when a flow opens, before any other call: open clients, verify settings
+        against the real service (bucket exists, region matches). Raise to refuse to start."""
+
     async def check(self) -> None:
         """Raise a storage error when the backend is not usable (used by readiness checks)."""
 
