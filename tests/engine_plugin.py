@@ -18,6 +18,8 @@ import pydantic
 import aecflow
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.processing import InvalidInput, ProcessingContext, ProcessingResult, Processor
+from aecflow_storage_local.config import LocalStorageConfig
+from aecflow_storage_local.storage import LocalStorage
 
 
 class Empty(pydantic.BaseModel):
@@ -129,3 +131,15 @@ OBSERVED: list = []
 @aecflow.hookimpl
 def observe(observation):
     OBSERVED.append(observation)
+
+
+class PathlessStorage(LocalStorage):
+    """Local storage that hides its paths, like S3: the worker must copy to a temp file."""
+
+    async def local_path(self, key: str) -> None:
+        return None
+
+
+@aecflow.hookimpl
+def register_storage(registry):
+    registry.add("pathless", PathlessStorage, config=LocalStorageConfig)

@@ -193,3 +193,21 @@ async def test_concurrency_is_bounded_by_memory(tmp_path: Path, database_url: st
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         assert Worker(flow, concurrency=64).concurrency == 3  # 80 % of RAM / (RAM / 4)
         assert Worker(flow, concurrency=2).concurrency == 2
+
+
+async def test_backend_without_local_paths_gets_a_temporary_copy(
+    tmp_path: Path, database_url: str
+) -> None:
+    storage = {"backend": "pathless", "root": str(tmp_path / "objects")}
+    settings = engine_settings(tmp_path, database_url, storage=storage)
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        data = b"one\ntwo\nthree\n" * 100_000
+        record = await flow.ingest("p1", "copy me.ok", aiter_bytes(data))
+        await Worker(flow).run_until_idle()
+        record = await flow.get(record.id)
+    assert record.processing["result"] == {
+        "bytes": len(data),
+        "lines": 300_000,
+        "filename": "copy me.ok",
+    }
+    assert list((tmp_path / "data" / "work").iterdir()) == [], "the copy is removed"

@@ -42,6 +42,15 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+#: Indexes that exist on PostgreSQL only (migrations and schema comparisons skip them elsewhere).
+POSTGRES_ONLY_INDEXES = frozenset({"ix_files_meta_gin"})
+
+
+def include_object(obj, name, type_, reflected, compare_to, *, dialect: str) -> bool:
+    """Alembic's filter: leave PostgreSQL-only objects out of other dialects' comparisons."""
+    return not (type_ == "index" and name in POSTGRES_ONLY_INDEXES and dialect != "postgresql")
+
+
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 ID = sa.String(36)
 

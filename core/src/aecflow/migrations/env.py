@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 from alembic import context
 
-from aecflow.db.schema import metadata
+from aecflow.db.schema import include_object, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -15,6 +17,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=functools.partial(include_object, dialect=connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()
