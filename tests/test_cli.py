@@ -102,34 +102,68 @@ def test_configuration_errors_exit_78(tmp_path: Path) -> None:
 
 def test_db_upgrade_and_dead_letters(tmp_path: Path) -> None:
     result = aecflow(tmp_path, "db", "upgrade")
-    assert result.returncode == 0 and "revision 0001" in result.stdout
+    assert result.returncode == 0 and "revision 0002" in result.stdout
     dead = json.loads(aecflow(tmp_path, "events", "dead", "--json").stdout)
     assert dead == {"items": [], "next_cursor": None}
     result = aecflow(tmp_path, "events", "redeliver", "--all")
     assert result.returncode == 0 and "0 event(s)" in result.stdout
 
 
-def test_serve_prints_where_it_listens_and_answers(tmp_path: Path) -> None:
-    import signal
+def start_serving(cwd: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
+    """``aecflow serve --port 0``; returns the process, its URL and what it printed first."""
     import time
 
-    import httpx
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aecflow", "serve", "--port", "0"],
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    lines: list[str] = []
+    while not lines or "listening on" not in lines[-1]:
+        assert time.monotonic() < deadline and process.poll() is None, lines
+        lines.append(process.stderr.readline())
+    return process, lines[-1].rsplit(" ", 1)[1].strip(), lines
 
-    process = subprocess.Popen([sys.executable, "-m", "aecflow", "serve", "--port", "0"],
-                               cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        line = ""
-        while "listening on" not in line:
-            assert time.monotonic() < deadline and process.poll() is None, line
-            line = process.stderr.readline()
-        url = line.rsplit(" ", 1)[1].strip()
-        assert url.startswith("http://127.0.0.1:")
-        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
-        uploaded = httpx.post(f"{url}/v1/projects/demo/files?filename=a.txt", content=b"a b\n")
-        assert uploaded.status_code == 201
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+
+def stop_serving(process: subprocess.Popen[str]) -> None:
+    import signal
+
+    process.send_signal(signal.SIGTERM)
+    process.wait(30)
     # uvicorn shuts down gracefully, then re-raises SIGTERM so supervisors see why it ended
     assert process.returncode in (0, -signal.SIGTERM)
+
+
+def test_serve_prints_where_it_listens_and_an_admin_token_once(tmp_path: Path) -> None:
+    import httpx
+
+    process, url, lines = start_serving(tmp_path)
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        [token] = [line.split("=", 1)[1].strip() for line in lines if "AECFLOW_TOKEN=" in line]
+        assert httpx.get(f"{url}/health").json() == {"status": "ok"}
+        refused = httpx.post(f"{url}/v1/projects/demo/files?filename=a.txt", content=b"a b\n")
+        assert refused.status_code == 401
+        uploaded = httpx.post(
+            f"{url}/v1/projects/demo/files?filename=a.txt",
+            content=b"a b\n",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert uploaded.status_code == 201
+    finally:
+        stop_serving(process)
+    process, url, lines = start_serving(tmp_path)
+    try:
+        assert not any("AECFLOW_TOKEN" in line for line in lines), "shown once only"
+    finally:
+        stop_serving(process)
+
+
+def test_serve_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
+    result = aecflow(
+        tmp_path, "serve", "--host", "0.0.0.0", "--port", "0", env={"AECFLOW_AUTH__MODE": "none"}
+    )
+    assert result.returncode == 78
+    assert "loopback" in result.stderr

@@ -27,6 +27,8 @@ def host_settings(tmp_path: Path, database_url: str, **overrides: object):
     base: dict[str, object] = {
         "notifiers": [{"backend": "flaky", "fail_times": 0}],
         "worker": {"embedded": True, "poll_interval_s": 0.05},
+        # authentication has its own tests (test_access.py); these are about the API itself
+        "auth": {"mode": "none"},
     }
     base.update(overrides)
     return make_settings(tmp_path, database_url, **base)

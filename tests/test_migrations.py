@@ -11,7 +11,7 @@ from aecflow.db import engine as db
 from aecflow.db.schema import include_object, metadata
 
 
-def schema_diff(sync_connection) -> list:  # noqa: ANN001
+def schema_diff(sync_connection) -> list:
     only_this_dialect = functools.partial(include_object, dialect=sync_connection.dialect.name)
     context = MigrationContext.configure(
         sync_connection, opts={"compare_type": True, "include_object": only_this_dialect}

@@ -59,4 +59,4 @@ def test_core_and_storage_local_install_into_a_fresh_venv(tmp_path: Path) -> Non
     assert ingested.returncode == 0, ingested.stderr
     record = json.loads(ingested.stdout)
     assert record["processing"]["outcome"] == "skipped"
-    assert (tmp_path / "aecflow-data" / "objects" / "objects" / "demo" / record["id"]).exists()
+    assert (tmp_path / "aecflow-data" / "storage" / "objects" / "demo" / record["id"]).exists()

@@ -65,6 +65,7 @@ async def test_concurrent_workers_process_every_job_exactly_once(
         return await quick_runner(spec, path, context, limits)
 
     settings = engine_settings(tmp_path, database_url, notifiers=[{"backend": "log"}])
+    settings.processing.lease_s = 60  # expiry has its own test; here leases must hold
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         ids = await ingest_many(flow, 200)
         pool = [Worker(flow, concurrency=4, runner=counting_runner) for _ in range(workers)]

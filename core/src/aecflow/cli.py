@@ -22,7 +22,7 @@ import click
 
 from aecflow.catalog import FileQuery
 from aecflow.config import Settings, load_settings
-from aecflow.errors import AecflowError, InvalidInput, NotFound
+from aecflow.errors import AecflowError, ConfigError, InvalidInput, NotFound
 from aecflow.flow import Flow
 from aecflow.plugins import PluginHost
 from aecflow.records import FileRecord
@@ -333,10 +333,18 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
     from aecflow.host import create_app
 
     settings = _settings(ctx)
+    bind = host or settings.server.host
+    if settings.auth.mode == "none" and not _is_loopback(bind):
+        raise ConfigError(
+            f'[auth] mode = "none" is refused on {bind!r}: without '
+            "authentication the host may only listen on a loopback address"
+        )
+    if settings.auth.mode == "token":
+        await _bootstrap_admin_token(settings)
     app = create_app(settings, worker=worker and settings.worker.embedded)
     config = uvicorn.Config(
         app,
-        host=host or settings.server.host,
+        host=bind,
         port=settings.server.port if port is None else port,
         log_level="warning",
         access_log=False,
@@ -355,6 +363,37 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
     await task
     if not server.started:
         raise click.ClickException("the server did not start; see the messages above")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def _bootstrap_admin_token(settings: Settings) -> None:
+    """First start: create an admin token and print it once, so a new install is usable."""
+    from aecflow.actor import Role
+
+    quiet = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"embedded": False})}
+    )
+    async with Flow.open(quiet) as flow:
+        if await flow.list_tokens():
+            return
+        info, token = await flow.create_token(
+            name="admin (created on first start)", role=Role.ADMIN, projects=["*"]
+        )
+    click.echo(
+        f"created admin token {info.id}; it is shown once, store it now:\n\n"
+        f"    export AECFLOW_TOKEN={token}\n",
+        err=True,
+    )
 
 
 @cli.group()
@@ -403,6 +442,164 @@ async def events_redeliver(ctx: click.Context, ids: tuple[str, ...], everything:
         raise NotFound(f"{len(ids) - count} of the given ids are not dead letters")
 
 
+@cli.group("tokens")
+def tokens_group() -> None:
+    """Create, list and revoke API tokens (the token is shown once; only a hash is kept)."""
+
+
+@tokens_group.command("create")
+@click.option("--name", required=True, help="What the token is for.")
+@click.option("--project", "projects", multiple=True, help="A project it may reach (repeatable).")
+@click.option("--all-projects", is_flag=True, help="Every project, present and future.")
+@click.option(
+    "--role",
+    type=click.Choice(["reader", "writer", "admin"]),
+    required=True,
+    help="reader: list, get, download; writer: + upload, delete, restore, reprocess; "
+    "admin: + purge, dead letters, audit, plugins, tokens.",
+)
+@click.option("--expires", help="Lifetime, e.g. 90d, 12h (default: never).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def tokens_create(
+    ctx: click.Context,
+    name: str,
+    projects: tuple[str, ...],
+    all_projects: bool,
+    role: str,
+    expires: str | None,
+    as_json: bool,
+) -> None:
+    """Create a token and print it once."""
+    from aecflow.actor import Role
+    from aecflow.tokens import parse_duration
+
+    if bool(projects) == all_projects:
+        raise click.UsageError("give --project P (repeatable) or --all-projects")
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        info, token = await flow.create_token(
+            name=name,
+            role=Role.parse(role),
+            projects=["*"] if all_projects else projects,
+            expires_in=parse_duration(expires) if expires else None,
+        )
+    if as_json:
+        _print_json(info.as_dict() | {"token": token})
+        return
+    click.echo(token)
+    click.echo(
+        f"token {info.id} ({info.role}, projects {', '.join(info.projects)}): "
+        "store it now, it is not shown again",
+        err=True,
+    )
+
+
+@tokens_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def tokens_list(ctx: click.Context, as_json: bool) -> None:
+    """List tokens (never the tokens themselves)."""
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        infos = [info.as_dict() for info in await flow.list_tokens()]
+    if as_json:
+        _print_json({"items": infos, "next_cursor": None})
+        return
+    for info in infos:
+        state = "revoked" if info["revoked_at"] else "active"
+        click.echo(
+            f"{info['id']}  {info['role']:6} {state:7} {','.join(info['projects']):20} "
+            f"{info['name']}  expires={info['expires_at'] or 'never'}"
+        )
+
+
+@tokens_group.command("revoke")
+@click.argument("token_id")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def tokens_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
+    """Revoke a token at once."""
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        info = await flow.revoke_token(token_id)
+    if as_json:
+        _print_json(info.as_dict())
+    else:
+        click.echo(f"token {info.id} revoked")
+
+
+@cli.group("audit", invoke_without_command=True)
+@click.option("--action")
+@click.option("--actor")
+@click.option("--project")
+@click.option("--file", "file_id")
+@click.option("--outcome", type=click.Choice(["ok", "error", "denied"]))
+@click.option("--since", type=click.DateTime(), help="UTC time, inclusive.")
+@click.option("--until", type=click.DateTime(), help="UTC time, exclusive.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--cursor")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def audit_group(ctx: click.Context, **options: Any) -> None:
+    """Read the audit log, newest first; `aecflow audit verify` checks its hash chain."""
+    if ctx.invoked_subcommand is None:
+        asyncio.run(_audit_list(ctx, **options))
+
+
+async def _audit_list(
+    ctx: click.Context,
+    action,
+    actor,
+    project,
+    file_id,
+    outcome,
+    since,
+    until,
+    limit,
+    cursor,
+    as_json,
+) -> None:
+    filters = {
+        "action": action,
+        "actor": actor,
+        "project": project,
+        "file_id": file_id,
+        "outcome": outcome,
+        "since": since.replace(tzinfo=dt.UTC) if since else None,
+        "until": until.replace(tzinfo=dt.UTC) if until else None,
+    }
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        page = await flow.audit.search(limit=limit, cursor=cursor, **filters)
+    if as_json:
+        _print_json(page)
+        return
+    for row in page["items"]:
+        click.echo(
+            f"{row['at']}  {row['action']:22} {row['outcome']:6} {row['actor']:44} "
+            f"{row['project'] or '-':12} {row['file_id'] or '-'}"
+        )
+    if page["next_cursor"]:
+        click.echo(f"more: --cursor {page['next_cursor']}", err=True)
+
+
+@audit_group.command("verify")
+@click.pass_context
+@run_async
+async def audit_verify(ctx: click.Context) -> None:
+    """Walk the hash chain ([audit] hash_chain = true); exit 1 at the first broken row."""
+    async with Flow.open(_quiet_settings(ctx)) as flow:
+        result = await flow.audit.verify()
+    if result["ok"]:
+        click.echo(f"audit chain intact: {result['checked']} rows verified")
+    else:
+        click.echo(
+            f"audit chain broken at row {result['broken_at']} after {result['checked']} good rows",
+            err=True,
+        )
+        sys.exit(1)
+
+
 @cli.group()
 def db() -> None:
     """Manage the metadata store's schema."""
@@ -434,8 +631,11 @@ def main() -> None:
     except AecflowError as exc:  # strict plugin loading failed
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
+    from aecflow.actor import Actor, acting_as
+
     try:
-        cli.main(standalone_mode=False)
+        with acting_as(Actor(id="cli")):
+            cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -17,7 +17,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pydantic
 
@@ -107,6 +107,19 @@ class UploadSettings(_Section):
     max_concurrent: int = pydantic.Field(64, ge=1)
 
 
+class AuditSettings(_Section):
+    #: Chain rows by hash (``aecflow audit verify`` detects edits); serialises audit writes.
+    hash_chain: bool = False
+
+
+class AuthSettings(_Section):
+    #: ``token``: bearer tokens on every endpoint but /health. ``none``: no authentication,
+    #: refused unless the server listens on a loopback address.
+    mode: Literal["token", "none"] = "token"
+    #: Failed authentications allowed per source address per minute before 429.
+    failures_per_minute: int = pydantic.Field(20, ge=1)
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = pydantic.Field(8000, ge=0, le=65535)
@@ -130,6 +143,8 @@ class Settings(_Section):
     uploads: UploadSettings = UploadSettings()
     worker: WorkerSettings = WorkerSettings()
     server: ServerSettings = ServerSettings()
+    auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
 
     def database_url(self) -> str:
         if self.database.url:

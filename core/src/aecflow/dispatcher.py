@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from aecflow import leases
+from aecflow.audit import Operation
 from aecflow.breaker import CircuitBreaker, State
 from aecflow.db.schema import outbox
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
@@ -212,7 +213,28 @@ class Dispatcher:
                         "available_at": now + delay,
                         "last_error": outcome.error,
                     }
-                await conn.execute(sa.update(outbox).where(fence).values(**values))
+                result = await conn.execute(sa.update(outbox).where(fence).values(**values))
+                if result.rowcount and values.get("status") in ("delivered", "dead"):
+                    action = "event.delivered" if values["status"] == "delivered" else "event.dead"
+                    await self.flow.audit.insert(
+                        conn,
+                        Operation(
+                            self.flow.audit,
+                            action,
+                            False,
+                            project=row["project"],
+                            file_id=row["file_id"],
+                            details={
+                                "destination": name,
+                                "event_id": row["event_id"],
+                                "event_type": row["event_type"],
+                                "attempts": attempts,
+                            },
+                        ).row(
+                            "ok" if values["status"] == "delivered" else "error",
+                            None if values["status"] == "delivered" else "dead_letter",
+                        ),
+                    )
 
     def retry_delay(self, attempts: int, retry_after: dt.timedelta | None) -> dt.timedelta:
         """Exponential backoff with full jitter, never sooner than the destination asked."""

@@ -21,7 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from aecflow import catalog, events, validation
+from aecflow import actor as actors
+from aecflow import catalog, events, tokens, validation
+from aecflow.actor import Role
+from aecflow.audit import AuditLog, Operation
 from aecflow.breaker import CircuitBreaker, State, is_health_failure
 from aecflow.catalog import FileQuery
 from aecflow.components import (
@@ -44,6 +47,7 @@ from aecflow.processing import Outcome
 from aecflow.records import FileRecord, FileStatus, Page
 from aecflow.storage import Storage
 from aecflow.streams import HEAD_BYTES, LimitedStream, file_chunks, read_head
+from aecflow.tokens import TokenInfo
 from aecflow.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -88,6 +92,7 @@ class Flow:
             )
             for name in ["storage", *(f"notifier:{n}" for n in notifiers)]
         }
+        self.audit = AuditLog(engine, hash_chain=settings.audit.hash_chain)
         self.worker: Worker | None = None
         self.dispatcher: Dispatcher | None = None
 
@@ -134,10 +139,11 @@ class Flow:
         """Run a worker and the outbox dispatcher in this process until the block ends."""
         self.worker, self.dispatcher = Worker(self), Dispatcher(self)
         stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(self.worker.run(stop), name="aecflow worker"),
-            asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher"),
-        ]
+        with actors.acting_as(actors.SYSTEM):  # background work is the system's, not a caller's
+            tasks = [
+                asyncio.create_task(self.worker.run(stop), name="aecflow worker"),
+                asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher"),
+            ]
         try:
             yield
         finally:
@@ -196,8 +202,9 @@ class Flow:
         return await catalog.get(conn, file_id)
 
     async def _require(self, conn: AsyncConnection, file_id: str) -> FileRecord:
+        """The file, if it exists for the current actor (other projects' files do not)."""
         record = await catalog.get(conn, file_id) if _looks_like_id(file_id) else None
-        if record is None:
+        if record is None or not actors.current().sees(record.project):
             raise NotFound(f"file {file_id!r} does not exist", code="file_not_found")
         return record
 
@@ -218,49 +225,56 @@ class Flow:
 
         ``sha256``, when given, is verified against what was stored (mismatch: nothing kept).
         """
-        project = validation.project_name(project)
-        filename = validation.filename(filename)
-        meta = validation.metadata(metadata)
-        expected = validation.sha256_hex(sha256) if sha256 else None
-        with self._timed("flow.ingest", project=project) as timer:
-            stream = aiter(chunks)
-            head = await read_head(stream)
-            if not head:
-                raise InvalidInput("the file is empty", code="empty_file")
-            binding = self.choose_processor(filename, content_type, b"".join(head))
-            if binding is None and self.settings.processing.refuse_unprocessable:
-                raise Unprocessable(f"no processor accepts {filename!r}")
-            file_id = uuid7()
-            key = f"{project}/{file_id}"
-            source = LimitedStream(head, stream, self.settings.uploads.max_size)
-            breaker = self.breakers["storage"]
-            breaker.acquire()
-            try:
-                stored = await self.storage.put(
-                    key,
-                    source,
-                    size=size,
-                    content_type=content_type,
-                    metadata={"project": project, "file-id": file_id},
-                )
-            except BaseException as exc:
-                _settle(breaker, exc, blame_caller=source.source_failed)
-                raise
-            breaker.record_success()
-            timer.attributes["bytes"] = stored.size
-            try:
-                if expected and stored.sha256 != expected:
-                    raise InvalidInput(
-                        f"SHA-256 mismatch: the client said {expected}, the server received "
-                        f"{stored.sha256}",
-                        code="checksum_mismatch",
+        with self._timed("flow.ingest", project=str(project)) as timer:
+            async with self.audit.operation(
+                "file.upload", read_only=False, project=str(project)[:64]
+            ) as op:
+                project = validation.project_name(project)
+                who = actors.current()
+                who.require_project(project)
+                who.require(Role.WRITER, "uploading")
+                filename = validation.filename(filename)
+                meta = validation.metadata(metadata)
+                expected = validation.sha256_hex(sha256) if sha256 else None
+                stream = aiter(chunks)
+                head = await read_head(stream)
+                if not head:
+                    raise InvalidInput("the file is empty", code="empty_file")
+                binding = self.choose_processor(filename, content_type, b"".join(head))
+                if binding is None and self.settings.processing.refuse_unprocessable:
+                    raise Unprocessable(f"no processor accepts {filename!r}")
+                file_id = uuid7()
+                key = f"{project}/{file_id}"
+                source = LimitedStream(head, stream, self.settings.uploads.max_size)
+                breaker = self.breakers["storage"]
+                breaker.acquire()
+                try:
+                    stored = await self.storage.put(
+                        key,
+                        source,
+                        size=size,
+                        content_type=content_type,
+                        metadata={"project": project, "file-id": file_id},
                     )
-                return await self._commit_new_file(
-                    file_id, project, filename, content_type, meta, stored, binding
-                )
-            except BaseException:
-                await asyncio.shield(self._remove_object(key))
-                raise
+                except BaseException as exc:
+                    _settle(breaker, exc, blame_caller=source.source_failed)
+                    raise
+                breaker.record_success()
+                timer.attributes["bytes"] = stored.size
+                op.note(file_id=file_id, storage_key=key, bytes_in=stored.size)
+                try:
+                    if expected and stored.sha256 != expected:
+                        raise InvalidInput(
+                            f"SHA-256 mismatch: the client said {expected}, the server received "
+                            f"{stored.sha256}",
+                            code="checksum_mismatch",
+                        )
+                    return await self._commit_new_file(
+                        file_id, project, filename, content_type, meta, stored, binding, op
+                    )
+                except BaseException:
+                    await asyncio.shield(self._remove_object(key))
+                    raise
 
     async def ingest_file(self, project: str, path: Path, **kwargs: Any) -> FileRecord:
         """Ingest a local file, streamed in 1 MiB chunks; the filename defaults to its name."""
@@ -283,6 +297,7 @@ class Flow:
         meta,
         stored,
         binding: ProcessorBinding | None,
+        op: Operation,
     ) -> FileRecord:
         now = utcnow()
         processing: dict[str, Any] = {"processor": binding.processor.name if binding else None}
@@ -310,6 +325,7 @@ class Flow:
                 await self._enqueue_job(conn, file_id, binding.processor.name, now)
             record = await self._require(conn, file_id)
             await self.announce(conn, "file.stored", record, now)
+            await op.write(conn)
         self._wake()
         return record
 
@@ -356,68 +372,84 @@ class Flow:
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, file_id: str) -> FileRecord:
-        async with self.engine.connect() as conn:
-            return await self._require(conn, file_id)
+        """A file's record (audited as a read)."""
+        async with self.audit.operation("file.read", read_only=True, file_id=file_id) as op:
+            actors.current().require(Role.READER, "reading files")
+            async with self.engine.connect() as conn:
+                record = await self._require(conn, file_id)
+            op.note(project=record.project)
+            return record
 
     async def list(self, query: FileQuery) -> Page:
         with self._timed("flow.list", project=query.project):
-            async with self.engine.connect() as conn:
-                return await catalog.search(conn, query)
+            async with self.audit.operation(
+                "file.list", read_only=True, project=str(query.project)[:64]
+            ):
+                who = actors.current()
+                who.require(Role.READER, "listing files")
+                who.require_project(validation.project_name(query.project))
+                async with self.engine.connect() as conn:
+                    return await catalog.search(conn, query)
 
     async def download_url(
         self, file_id: str, expires: dt.timedelta = DEFAULT_URL_EXPIRY
     ) -> str | None:
         """An expiring URL for the file's bytes, or ``None`` if the backend has none."""
-        record = await self.readable(file_id)
-        async with self.breakers["storage"]:
-            return await self.storage.download_url(
-                record.storage_key, expires=expires, filename=record.filename
-            )
-
-    async def open_content(
-        self, file_id: str, start: int = 0, end: int | None = None
-    ) -> tuple[FileRecord, AsyncIterator[bytes]]:
-        record = await self.readable(file_id)
-        return record, self.storage.open(record.storage_key, start=start, end=end)
+        async with self.audit.operation(
+            "file.download", read_only=True, file_id=file_id, details={"via": "url"}
+        ) as op:
+            record = await self.readable(file_id)
+            op.note(project=record.project, storage_key=record.storage_key)
+            async with self.breakers["storage"]:
+                return await self.storage.download_url(
+                    record.storage_key, expires=expires, filename=record.filename
+                )
 
     async def readable(self, file_id: str) -> FileRecord:
-        """The record of a file whose bytes may be read (not deleted or purged)."""
-        record = await self.get(file_id)
+        """The record of a file whose bytes the current actor may read (not deleted/purged)."""
+        actors.current().require(Role.READER, "downloading files")
+        async with self.engine.connect() as conn:
+            record = await self._require(conn, file_id)
         if record.deleted or record.purged:
             raise NotFound(f"file {file_id!r} is deleted", code="file_deleted")
         return record
 
     async def reprocess(self, file_id: str) -> FileRecord:
         """Queue the file for processing again (idempotent while a job is already queued)."""
-        record = await self.readable(file_id)
-        head = b""
-        async for chunk in self.storage.open(
-            record.storage_key, start=0, end=min(record.size, HEAD_BYTES)
-        ):
-            head += chunk
-        binding = self.choose_processor(record.filename, record.content_type, head)
-        now = utcnow()
-        async with self.engine.begin() as conn:
-            active = await conn.scalar(
-                sa.select(sa.func.count())
-                .select_from(jobs)
-                .where(jobs.c.file_id == file_id, jobs.c.status.in_(("queued", "running")))
-            )
-            if active:
-                return record
-            processing: dict[str, Any] = {"processor": binding.processor.name if binding else None}
-            if binding is None:
-                processing["outcome"] = Outcome.SKIPPED.value
-            await conn.execute(
-                sa.update(files)
-                .where(files.c.id == file_id)
-                .values(status=FileStatus.STORED, processing=processing, updated_at=now)
-            )
-            if binding is not None:
-                await self._enqueue_job(conn, file_id, binding.processor.name, now)
-            record = await self._require(conn, file_id)
-        self._wake()
-        return record
+        async with self.audit.operation("file.reprocess", read_only=False, file_id=file_id) as op:
+            actors.current().require(Role.WRITER, "reprocessing files")
+            record = await self.readable(file_id)
+            op.note(project=record.project)
+            head = b""
+            async for chunk in self.storage.open(
+                record.storage_key, start=0, end=min(record.size, HEAD_BYTES)
+            ):
+                head += chunk
+            binding = self.choose_processor(record.filename, record.content_type, head)
+            now = utcnow()
+            async with self.engine.begin() as conn:
+                active = await conn.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(jobs)
+                    .where(jobs.c.file_id == file_id, jobs.c.status.in_(("queued", "running")))
+                )
+                if not active:
+                    processing: dict[str, Any] = {
+                        "processor": binding.processor.name if binding else None
+                    }
+                    if binding is None:
+                        processing["outcome"] = Outcome.SKIPPED.value
+                    await conn.execute(
+                        sa.update(files)
+                        .where(files.c.id == file_id)
+                        .values(status=FileStatus.STORED, processing=processing, updated_at=now)
+                    )
+                    if binding is not None:
+                        await self._enqueue_job(conn, file_id, binding.processor.name, now)
+                    record = await self._require(conn, file_id)
+                await op.write(conn)
+            self._wake()
+            return record
 
     # -- dead letters --------------------------------------------------------------------
 
@@ -425,78 +457,139 @@ class Flow:
         self, *, limit: int = 50, cursor: str | None = None, destination: str | None = None
     ) -> dict[str, Any]:
         """Events that could not be delivered, newest first, with their last error."""
-        if not 1 <= limit <= catalog.MAX_PAGE:
-            raise InvalidInput(f"limit must be between 1 and {catalog.MAX_PAGE}")
-        stmt = sa.select(outbox).where(outbox.c.status == "dead")
-        if destination:
-            stmt = stmt.where(outbox.c.destination == destination)
-        if cursor:
-            stmt = stmt.where(outbox.c.id < catalog.decode_cursor(cursor))
-        stmt = stmt.order_by(outbox.c.id.desc()).limit(limit + 1)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        items = [dead_letter(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return {
-            "items": items,
-            "next_cursor": catalog.encode_cursor(items[-1]["id"]) if more else None,
-        }
+        async with self.audit.operation("events.dead_letters", read_only=True):
+            actors.current().require(Role.ADMIN, "reading dead letters")
+            if not 1 <= limit <= catalog.MAX_PAGE:
+                raise InvalidInput(
+                    f"limit must be between 1 and {catalog.MAX_PAGE}", code="invalid_query"
+                )
+            stmt = sa.select(outbox).where(outbox.c.status == "dead")
+            if destination:
+                stmt = stmt.where(outbox.c.destination == destination)
+            if cursor:
+                stmt = stmt.where(outbox.c.id < catalog.decode_cursor(cursor))
+            stmt = stmt.order_by(outbox.c.id.desc()).limit(limit + 1)
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(stmt)).mappings().all()
+            items = [dead_letter(row) for row in rows[:limit]]
+            more = len(rows) > limit
+            return {
+                "items": items,
+                "next_cursor": catalog.encode_cursor(items[-1]["id"]) if more else None,
+            }
 
     async def redeliver(self, ids: Iterable[str] | None = None) -> int:
         """Put dead letters back in the queue (all when ``ids`` is None); returns how many."""
-        stmt = sa.update(outbox).where(outbox.c.status == "dead")
-        if ids is not None:
-            stmt = stmt.where(outbox.c.id.in_(list(ids)))
-        stmt = stmt.values(
-            status="pending", attempts=0, available_at=utcnow(), lease_owner=None, lease_until=None
-        )
-        async with self.engine.begin() as conn:
-            count = (await conn.execute(stmt)).rowcount
-        self._wake()
-        return count
+        async with self.audit.operation("events.redeliver", read_only=False) as op:
+            actors.current().require(Role.ADMIN, "redelivering events")
+            stmt = sa.update(outbox).where(outbox.c.status == "dead")
+            if ids is not None:
+                stmt = stmt.where(outbox.c.id.in_(list(ids)))
+            stmt = stmt.values(
+                status="pending",
+                attempts=0,
+                available_at=utcnow(),
+                lease_owner=None,
+                lease_until=None,
+            )
+            async with self.engine.begin() as conn:
+                count = (await conn.execute(stmt)).rowcount
+                op.note(details={"redelivered": count})
+                await op.write(conn)
+            self._wake()
+            return count
+
+    # -- tokens --------------------------------------------------------------------------
+
+    async def create_token(
+        self,
+        *,
+        name: str,
+        role: Role,
+        projects: Iterable[str],
+        expires_in: dt.timedelta | None = None,
+    ) -> tuple[TokenInfo, str]:
+        """A new API token; the token itself is returned once and stored only as a hash."""
+        async with self.audit.operation("token.create", read_only=False) as op:
+            actors.current().require(Role.ADMIN, "creating tokens")
+            async with self.engine.begin() as conn:
+                info, token = await tokens.create(
+                    conn,
+                    name=name,
+                    role=role,
+                    projects=projects,
+                    expires_in=expires_in,
+                    now=utcnow(),
+                )
+                op.note(details={"token_id": info.id, "role": info.role, "projects": info.projects})
+                await op.write(conn)
+            return info, token
+
+    async def list_tokens(self) -> list[TokenInfo]:
+        async with self.audit.operation("token.list", read_only=True):
+            actors.current().require(Role.ADMIN, "listing tokens")
+            async with self.engine.connect() as conn:
+                return await tokens.listing(conn)
+
+    async def revoke_token(self, token_id: str) -> TokenInfo:
+        async with self.audit.operation(
+            "token.revoke", read_only=False, details={"token_id": token_id}
+        ) as op:
+            actors.current().require(Role.ADMIN, "revoking tokens")
+            async with self.engine.begin() as conn:
+                info = await tokens.revoke(conn, token_id, utcnow())
+                await op.write(conn)
+            return info
 
     # -- deletion ------------------------------------------------------------------------
 
     async def delete(self, file_id: str) -> FileRecord:
         """Soft delete: hidden from listings and downloads until restored or purged."""
         with self._timed("flow.delete"):
-            now = utcnow()
-            async with self.engine.begin() as conn:
-                record = await self._require(conn, file_id)
-                if record.purged:
-                    raise Conflict(f"file {file_id!r} was purged", code="file_purged")
-                if record.deleted:
-                    return record
-                await conn.execute(
-                    sa.update(files)
-                    .where(files.c.id == file_id)
-                    .values(deleted_at=now, updated_at=now)
-                )
-                record = await self._require(conn, file_id)
-                await self.announce(conn, "file.deleted", record, now)
-            self._wake()
-            return record
+            async with self.audit.operation("file.delete", read_only=False, file_id=file_id) as op:
+                actors.current().require(Role.WRITER, "deleting files")
+                now = utcnow()
+                async with self.engine.begin() as conn:
+                    record = await self._require(conn, file_id)
+                    op.note(project=record.project, storage_key=record.storage_key)
+                    if record.purged:
+                        raise Conflict(f"file {file_id!r} was purged", code="file_purged")
+                    if not record.deleted:
+                        await conn.execute(
+                            sa.update(files)
+                            .where(files.c.id == file_id)
+                            .values(deleted_at=now, updated_at=now)
+                        )
+                        record = await self._require(conn, file_id)
+                        await self.announce(conn, "file.deleted", record, now)
+                    await op.write(conn)
+                self._wake()
+                return record
 
     async def restore(self, file_id: str) -> FileRecord:
         with self._timed("flow.restore"):
-            now = utcnow()
-            async with self.engine.begin() as conn:
-                record = await self._require(conn, file_id)
-                if record.purged:
-                    raise Conflict(
-                        f"file {file_id!r} was purged and cannot be restored", code="file_purged"
-                    )
-                if not record.deleted:
-                    return record
-                await conn.execute(
-                    sa.update(files)
-                    .where(files.c.id == file_id)
-                    .values(deleted_at=None, updated_at=now)
-                )
-                record = await self._require(conn, file_id)
-                await self.announce(conn, "file.restored", record, now)
-            self._wake()
-            return record
+            async with self.audit.operation("file.restore", read_only=False, file_id=file_id) as op:
+                actors.current().require(Role.WRITER, "restoring files")
+                now = utcnow()
+                async with self.engine.begin() as conn:
+                    record = await self._require(conn, file_id)
+                    op.note(project=record.project, storage_key=record.storage_key)
+                    if record.purged:
+                        raise Conflict(
+                            f"file {file_id!r} was purged and cannot be restored",
+                            code="file_purged",
+                        )
+                    if record.deleted:
+                        await conn.execute(
+                            sa.update(files)
+                            .where(files.c.id == file_id)
+                            .values(deleted_at=None, updated_at=now)
+                        )
+                        record = await self._require(conn, file_id)
+                        await self.announce(conn, "file.restored", record, now)
+                    await op.write(conn)
+                self._wake()
+                return record
 
     async def purge(self, file_id: str) -> FileRecord:
         """Erase the file: remove the object, then scrub the row of everything personal.
@@ -505,35 +598,40 @@ class Flow:
         database then fails the object is already gone and a retry finishes the scrub.
         """
         with self._timed("flow.purge"):
-            record = await self.get(file_id)
-            if record.purged:
-                return record
-            async with self.breakers["storage"]:
-                await self.storage.delete(record.storage_key)
-            now = utcnow()
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    sa.update(files)
-                    .where(files.c.id == file_id)
-                    .values(
-                        filename="",
-                        sha256="",
-                        content_type=None,
-                        meta={},
-                        processing=None,
-                        storage_key="",
-                        deleted_at=record.deleted_at or now,
-                        purged_at=now,
-                        updated_at=now,
+            async with self.audit.operation("file.purge", read_only=False, file_id=file_id) as op:
+                actors.current().require(Role.ADMIN, "purging files")
+                async with self.engine.connect() as conn:
+                    record = await self._require(conn, file_id)
+                op.note(project=record.project, storage_key=record.storage_key)
+                if record.purged:
+                    return record
+                async with self.breakers["storage"]:
+                    await self.storage.delete(record.storage_key)
+                now = utcnow()
+                async with self.engine.begin() as conn:
+                    await conn.execute(
+                        sa.update(files)
+                        .where(files.c.id == file_id)
+                        .values(
+                            filename="",
+                            sha256="",
+                            content_type=None,
+                            meta={},
+                            processing=None,
+                            storage_key="",
+                            deleted_at=record.deleted_at or now,
+                            purged_at=now,
+                            updated_at=now,
+                        )
                     )
-                )
-                await conn.execute(
-                    sa.delete(jobs).where(jobs.c.file_id == file_id, jobs.c.status == "queued")
-                )
-                record = await self._require(conn, file_id)
-                await self.announce(conn, "file.purged", record, now)
-            self._wake()
-            return record
+                    await conn.execute(
+                        sa.delete(jobs).where(jobs.c.file_id == file_id, jobs.c.status == "queued")
+                    )
+                    record = await self._require(conn, file_id)
+                    await self.announce(conn, "file.purged", record, now)
+                    await op.write(conn)
+                self._wake()
+                return record
 
 
 def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from aecflow import leases
+from aecflow.audit import Operation
 from aecflow.components import ProcessorBinding
 from aecflow.db.schema import files, jobs
 from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
@@ -400,6 +401,19 @@ class Worker:
                 .where(files.c.id == job["file_id"], files.c.purged_at.is_(None))
                 .values(status=status, processing=processing, updated_at=now)
             )
+            if verdict.final:
+                await self.flow.audit.insert(
+                    conn,
+                    Operation(
+                        self.flow.audit,
+                        f"processing.{report.outcome.value}",
+                        False,
+                        file_id=job["file_id"],
+                        details={"processor": verdict.processor, "attempts": job["attempts"]},
+                    ).row(
+                        "ok" if succeeded else "error", None if succeeded else report.outcome.value
+                    ),
+                )
             if verdict.final and report.outcome is not Outcome.SKIPPED:
                 record = await self.flow.get_in(conn, job["file_id"])
                 if record is not None and not record.purged:

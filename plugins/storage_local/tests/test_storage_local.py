@@ -649,7 +649,7 @@ def test_invalid_settings_are_refused(settings: dict[str, object]) -> None:
 def test_defaults() -> None:
     config = LocalStorageConfig()
 
-    assert config.root == Path("aecflow-data/objects")
+    assert config.root == Path("aecflow-data/storage")
     assert config.chunk_size == MIB
     assert config.fsync is True
     assert config.signing_secret is None

@@ -125,3 +125,50 @@ outbox = sa.Table(
     sa.UniqueConstraint("event_id", "destination"),
     sa.Index(None, "status", "destination", "available_at"),
 )
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    # SHA-256 of the whole token: tokens are 256-bit random, so a fast hash is enough.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),  # reader | writer | admin
+    #: Project names the token may reach; ``["*"]`` is every project.
+    sa.Column("projects", JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("last_used_at", UTCDateTime),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False),
+    #: ``token:<id>``, ``system`` or ``cli``.
+    sa.Column("actor", sa.String(64), nullable=False),
+    sa.Column("source_ip", sa.String(64)),
+    sa.Column("user_agent", sa.String(512)),
+    sa.Column("request_id", sa.String(128)),
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("project", sa.String(64)),
+    sa.Column("file_id", ID),
+    sa.Column("storage_key", sa.String(1024)),
+    sa.Column("outcome", sa.String(16), nullable=False),  # ok | error | denied
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("bytes_in", sa.BigInteger),
+    sa.Column("bytes_out", sa.BigInteger),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("details", JSON),
+    #: Optional tamper evidence: SHA-256 over the previous row's hash and this row.
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("row_hash", sa.String(64)),
+    sa.Index(None, "project", "id"),
+    sa.Index(None, "action", "id"),
+    sa.Index(None, "actor", "id"),
+    sa.Index(None, "file_id"),
+)

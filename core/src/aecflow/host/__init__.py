@@ -17,24 +17,26 @@ from starlette.routing import Route
 from aecflow.config import Settings
 from aecflow.flow import Flow
 from aecflow.host import files, ops
+from aecflow.host.auth import FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
 from aecflow.host.middleware import RequestContext
 from aecflow.host.uploads import UploadSlots, upload
 
 ROUTES = [
     Route("/health", ops.health),
-    Route("/ready", ops.ready),
-    Route("/v1/plugins", ops.plugins),
-    Route("/v1/events/dead", ops.dead_letters),
-    Route("/v1/events/dead/{dead_id}/redeliver", ops.redeliver, methods=["POST"]),
-    Route("/v1/projects/{project}/files", upload, methods=["POST"]),
-    Route("/v1/projects/{project}/files", files.list_files, methods=["GET"]),
-    Route("/v1/files/{file_id}", files.get_file, methods=["GET"]),
-    Route("/v1/files/{file_id}", files.delete_file, methods=["DELETE"]),
-    Route("/v1/files/{file_id}/download", files.download),
-    Route("/v1/files/{file_id}/content", files.content),
-    Route("/v1/files/{file_id}/restore", files.restore_file, methods=["POST"]),
-    Route("/v1/files/{file_id}/reprocess", files.reprocess_file, methods=["POST"]),
+    Route("/ready", authenticated(ops.ready)),
+    Route("/v1/plugins", authenticated(ops.plugins)),
+    Route("/v1/audit", authenticated(ops.audit)),
+    Route("/v1/events/dead", authenticated(ops.dead_letters)),
+    Route("/v1/events/dead/{dead_id}/redeliver", authenticated(ops.redeliver), methods=["POST"]),
+    Route("/v1/projects/{project}/files", authenticated(upload), methods=["POST"]),
+    Route("/v1/projects/{project}/files", authenticated(files.list_files), methods=["GET"]),
+    Route("/v1/files/{file_id}", authenticated(files.get_file), methods=["GET"]),
+    Route("/v1/files/{file_id}", authenticated(files.delete_file), methods=["DELETE"]),
+    Route("/v1/files/{file_id}/download", authenticated(files.download)),
+    Route("/v1/files/{file_id}/content", authenticated(files.content)),
+    Route("/v1/files/{file_id}/restore", authenticated(files.restore_file), methods=["POST"]),
+    Route("/v1/files/{file_id}/reprocess", authenticated(files.reprocess_file), methods=["POST"]),
 ]
 
 
@@ -56,6 +58,7 @@ def create_app(
         async with Flow.open(settings, plugins=plugins or ()) as flow:
             app.state.flow = flow
             app.state.upload_slots = UploadSlots(settings.uploads.max_concurrent)
+            app.state.auth_limiter = FailureLimiter(settings.auth.failures_per_minute)
             extra: list = []
             await flow.plugins.broadcast("register_routes", routes=extra, flow=flow)
             app.router.routes.extend(extra)

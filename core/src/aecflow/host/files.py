@@ -11,6 +11,7 @@ from aecflow.catalog import FileQuery
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 from aecflow.host.content import stream_object
+from aecflow.host.ops import parse_time
 
 MAX_URL_EXPIRY = dt.timedelta(days=7)
 
@@ -21,13 +22,7 @@ def _flow(request: Request) -> Flow:
 
 def _time(request: Request, name: str) -> dt.datetime | None:
     value = request.query_params.get(name)
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} must be an ISO 8601 time", code="invalid_query") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return parse_time(value, name) if value else None
 
 
 def _int(request: Request, name: str, default: int) -> int:
@@ -72,16 +67,26 @@ async def download(request: Request) -> Response:
 
 async def content(request: Request) -> Response:
     flow = _flow(request)
-    record = await flow.readable(request.path_params["file_id"])
-    return stream_object(
-        request,
-        flow.storage,
-        record.storage_key,
-        size=record.size,
-        filename=record.filename,
-        content_type=record.content_type,
-        etag=record.sha256,
-    )
+    file_id = request.path_params["file_id"]
+    async with flow.audit.operation(
+        "file.download", read_only=True, file_id=file_id, details={"via": "content"}
+    ) as op:
+        record = await flow.readable(file_id)
+        response = stream_object(
+            request,
+            flow.storage,
+            record.storage_key,
+            size=record.size,
+            filename=record.filename,
+            content_type=record.content_type,
+            etag=record.sha256,
+        )
+        op.note(
+            project=record.project,
+            storage_key=record.storage_key,
+            bytes_out=int(response.headers.get("content-length", 0)),
+        )
+    return response
 
 
 async def delete_file(request: Request) -> Response:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from aecflow import actor as actors
+from aecflow.actor import Role
+from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 
 CHECK_TIMEOUT_S = 5.0
@@ -38,9 +42,39 @@ async def ready(request: Request) -> Response:
 
 async def plugins(request: Request) -> Response:
     flow: Flow = request.app.state.flow
+    async with flow.audit.operation("plugins.list", read_only=True):
+        actors.current().require(Role.ADMIN, "listing plugins")
     return JSONResponse(
         {"items": [info.as_dict() for info in flow.plugins.plugins], "next_cursor": None}
     )
+
+
+async def audit(request: Request) -> Response:
+    """The audit log, newest first (admin): filters action, actor, project, file_id, outcome,
+    request_id, since, until; cursor pagination."""
+    flow: Flow = request.app.state.flow
+    params = request.query_params
+    actors.current().require(Role.ADMIN, "reading the audit log")
+    filters = {
+        key: params.get(key)
+        for key in ("action", "actor", "project", "file_id", "outcome", "request_id")
+    }
+    for key in ("since", "until"):
+        if params.get(key):
+            filters[key] = parse_time(params[key], key)
+    limit = params.get("limit", "50")
+    page = await flow.audit.search(
+        limit=int(limit) if limit.isdigit() else 0, cursor=params.get("cursor"), **filters
+    )
+    return JSONResponse(page)
+
+
+def parse_time(value: str, name: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} must be an ISO 8601 time", code="invalid_query") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 async def dead_letters(request: Request) -> Response:

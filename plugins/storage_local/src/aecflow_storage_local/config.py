@@ -24,7 +24,7 @@ class LocalStorageConfig(pydantic.BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     root: Path = Field(
-        default=Path("aecflow-data/objects"),
+        default=Path("aecflow-data/storage"),
         description="Directory holding objects/, tmp/ and .signing-key; relative paths resolve "
         "against the current directory when the backend starts.",
     )
