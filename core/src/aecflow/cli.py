@@ -292,9 +292,11 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     seconds, then hands the rest back to the queue.
     """
     from aecflow.dispatcher import Dispatcher
+    from aecflow.telemetry_sdk import configure
     from aecflow.worker import Worker
 
     settings = _quiet_settings(ctx)
+    flush_telemetry = configure(settings.telemetry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -306,6 +308,7 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
         if dispatch:
             tasks.append(Dispatcher(flow).run(stop))
         await asyncio.gather(*tasks)
+    flush_telemetry()
     log.warning("worker %s stopped", runner.owner)
 
 
@@ -341,6 +344,9 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
         )
     if settings.auth.mode == "token":
         await _bootstrap_admin_token(settings)
+    from aecflow.telemetry_sdk import configure
+
+    flush_telemetry = configure(settings.telemetry)
     app = create_app(settings, worker=worker and settings.worker.embedded)
     config = uvicorn.Config(
         app,
@@ -361,6 +367,7 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
             shown = f"[{address}]" if ":" in address else address
             click.echo(f"aecflow listening on http://{shown}:{bound}", err=True)
     await task
+    flush_telemetry()
     if not server.started:
         raise click.ClickException("the server did not start; see the messages above")
 

@@ -120,6 +120,18 @@ class AuthSettings(_Section):
     failures_per_minute: int = pydantic.Field(20, ge=1)
 
 
+class TelemetrySettings(_Section):
+    """What ``aecflow serve`` and ``aecflow worker`` export (needs ``aecflow[telemetry]``).
+
+    The OTLP exporter reads the standard ``OTEL_EXPORTER_OTLP_*`` environment variables.
+    """
+
+    exporter: Literal["none", "console", "otlp"] = "none"
+    service_name: str = "aecflow"
+    #: Serve metrics in Prometheus format at ``/metrics`` (needs prometheus-client).
+    prometheus: bool = False
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = pydantic.Field(8000, ge=0, le=65535)
@@ -145,6 +157,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     def database_url(self) -> str:
         if self.database.url:

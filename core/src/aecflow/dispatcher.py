@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from opentelemetry import propagate, trace
 
 from aecflow import leases
 from aecflow.audit import Operation
@@ -25,6 +26,7 @@ from aecflow.db.schema import outbox
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.observe import Observation
 from aecflow.retries import backoff, db_retries
+from aecflow.telemetry import continued, tracer
 
 if TYPE_CHECKING:
     from aecflow.flow import Flow
@@ -36,8 +38,12 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def event_from_row(row: Mapping[str, Any]) -> Event:
+def event_from_row(row: Mapping[str, Any], span: trace.Span | None = None) -> Event:
+    """The notifier's view of an outbox row; ``traceparent`` is the delivery span's."""
     payload = row["payload"]
+    carrier: dict[str, str] = {}
+    if span is not None:
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
     return Event(
         id=row["event_id"],
         type=row["event_type"],
@@ -45,7 +51,7 @@ def event_from_row(row: Mapping[str, Any]) -> Event:
         project=row["project"],
         file_id=row["file_id"],
         payload=payload,
-        attributes={k: v for k, v in (("traceparent", payload.get("traceparent")),) if v},
+        attributes={"traceparent": carrier["traceparent"]} if "traceparent" in carrier else {},
     )
 
 
@@ -127,7 +133,36 @@ class Dispatcher:
         self, name: str, notifier: Notifier, rows: Sequence[Mapping[str, Any]]
     ) -> dict[str, DeliveryOutcome]:
         breaker = self.breaker(name)
-        events = [event_from_row(row) for row in rows]
+        spans = [self._delivery_span(name, row) for row in rows]
+        events = [event_from_row(row, span) for row, span in zip(rows, spans, strict=True)]
+        try:
+            return await self._attempt_batch(name, notifier, breaker, events, spans)
+        finally:
+            for span in spans:
+                span.end()
+
+    def _delivery_span(self, name: str, row: Mapping[str, Any]) -> trace.Span:
+        """A producer span per event, in the trace of the change the event announces."""
+        with continued(row.get("traceparent")):
+            return tracer.start_span(
+                f"deliver {row['event_type']}",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "aecflow.destination": name,
+                    "aecflow.event_id": row["event_id"],
+                    "aecflow.event_type": row["event_type"],
+                    "aecflow.attempt": row["attempts"] + 1,
+                },
+            )
+
+    async def _attempt_batch(
+        self,
+        name: str,
+        notifier: Notifier,
+        breaker: CircuitBreaker,
+        events: list[Event],
+        spans: list[trace.Span],
+    ) -> dict[str, DeliveryOutcome]:
         started = time.monotonic()
         try:
             breaker.acquire()
@@ -151,8 +186,11 @@ class Dispatcher:
                 breaker.record_failure(None)
             else:
                 breaker.record_success()
-        for event in events:
+        for event, span in zip(events, spans, strict=True):
             outcome = outcomes.get(event.id, _MISSING)
+            span.set_attribute("aecflow.outcome", outcome.status.value)
+            if outcome.status is not DeliveryStatus.DELIVERED:
+                span.set_status(trace.StatusCode.ERROR, outcome.error or outcome.status.value)
             self.flow.emit(
                 Observation(
                     "outbox.delivery",

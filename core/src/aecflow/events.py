@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from aecflow import telemetry
 from aecflow.db.schema import outbox
 from aecflow.ids import uuid7
 from aecflow.notify import Notifier
@@ -63,6 +64,7 @@ async def enqueue(
             "project": event["project"],
             "file_id": event["file"]["id"],
             "payload": dict(event),
+            "traceparent": telemetry.traceparent(),
             "status": "pending",
             "attempts": 0,
             "available_at": now,

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aecflow import actor as actors
-from aecflow import catalog, events, tokens, validation
+from aecflow import catalog, events, telemetry, tokens, validation
 from aecflow.actor import Role
 from aecflow.audit import AuditLog, Operation
 from aecflow.breaker import CircuitBreaker, State, is_health_failure
@@ -225,7 +225,10 @@ class Flow:
 
         ``sha256``, when given, is verified against what was stored (mismatch: nothing kept).
         """
-        with self._timed("flow.ingest", project=str(project)) as timer:
+        with (
+            self._timed("flow.ingest", project=str(project)) as timer,
+            telemetry.tracer.start_as_current_span("aecflow.ingest") as span,
+        ):
             async with self.audit.operation(
                 "file.upload", read_only=False, project=str(project)[:64]
             ) as op:
@@ -248,14 +251,18 @@ class Flow:
                 source = LimitedStream(head, stream, self.settings.uploads.max_size)
                 breaker = self.breakers["storage"]
                 breaker.acquire()
+                span.set_attributes({"aecflow.project": project, "aecflow.file_id": file_id})
                 try:
-                    stored = await self.storage.put(
-                        key,
-                        source,
-                        size=size,
-                        content_type=content_type,
-                        metadata={"project": project, "file-id": file_id},
-                    )
+                    with telemetry.tracer.start_as_current_span(
+                        "aecflow.storage.put", attributes={"aecflow.storage": self.storage.name}
+                    ):
+                        stored = await self.storage.put(
+                            key,
+                            source,
+                            size=size,
+                            content_type=content_type,
+                            metadata={"project": project, "file-id": file_id},
+                        )
                 except BaseException as exc:
                     _settle(breaker, exc, blame_caller=source.source_failed)
                     raise
@@ -337,6 +344,7 @@ class Flow:
                 id=uuid7(),
                 file_id=file_id,
                 processor=processor,
+                traceparent=telemetry.traceparent(),
                 status="queued",
                 attempts=0,
                 available_at=now,

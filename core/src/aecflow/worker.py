@@ -35,6 +35,7 @@ from aecflow.observe import Observation
 from aecflow.processing import Outcome, ProcessingContext
 from aecflow.records import FileRecord, FileStatus
 from aecflow.retries import backoff, db_retries
+from aecflow.telemetry import continued, tracer
 
 if TYPE_CHECKING:
     from aecflow.flow import Flow
@@ -196,6 +197,25 @@ class Worker:
             "processor": job["processor"],
             "attempt": job["attempts"],
         }
+        with (
+            continued(job.get("traceparent")),
+            tracer.start_as_current_span(
+                "aecflow.process",
+                attributes={
+                    "aecflow.job_id": job["id"],
+                    "aecflow.file_id": job["file_id"],
+                    "aecflow.processor": job["processor"],
+                },
+            ) as span,
+        ):
+            outcome, error_type = await self._execute_in_span(job, started, attributes)
+            span.set_attribute("aecflow.outcome", outcome)
+            if error_type:
+                span.set_attribute("error.type", error_type)
+
+    async def _execute_in_span(
+        self, job: dict[str, Any], started: dt.datetime, attributes: dict[str, Any]
+    ) -> tuple[str, str | None]:
         outcome, error_type = "ok", None
         try:
             verdict = await self._run_with_lease(job)
@@ -221,6 +241,7 @@ class Worker:
                     attributes,
                 )
             )
+        return outcome, error_type
 
     async def _run_with_lease(self, job: Mapping[str, Any]) -> Verdict:
         run = asyncio.create_task(self._run(job))

@@ -114,6 +114,8 @@ outbox = sa.Table(
     sa.Column("project", sa.String(64), nullable=False),
     sa.Column("file_id", ID),
     sa.Column("payload", JSON, nullable=False),
+    #: The trace the event belongs to (W3C traceparent), continued by the delivery span.
+    sa.Column("traceparent", sa.String(64)),
     sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | dead
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("available_at", UTCDateTime, nullable=False),

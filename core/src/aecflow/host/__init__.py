@@ -12,15 +12,28 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
-from aecflow.host import files, ops
-from aecflow.host.auth import FailureLimiter, authenticated
+from aecflow.host import files, openapi, ops
+from aecflow.host.auth import Endpoint, FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
 from aecflow.host.middleware import RequestContext
 from aecflow.host.uploads import UploadSlots, upload
+
+
+def by_method(**endpoints: Endpoint) -> Endpoint:
+    """One route per path, so that a 405's ``Allow`` names every method the path has."""
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await endpoints[method](request)
+
+    return dispatch
+
 
 ROUTES = [
     Route("/health", ops.health),
@@ -29,14 +42,22 @@ ROUTES = [
     Route("/v1/audit", authenticated(ops.audit)),
     Route("/v1/events/dead", authenticated(ops.dead_letters)),
     Route("/v1/events/dead/{dead_id}/redeliver", authenticated(ops.redeliver), methods=["POST"]),
-    Route("/v1/projects/{project}/files", authenticated(upload), methods=["POST"]),
-    Route("/v1/projects/{project}/files", authenticated(files.list_files), methods=["GET"]),
-    Route("/v1/files/{file_id}", authenticated(files.get_file), methods=["GET"]),
-    Route("/v1/files/{file_id}", authenticated(files.delete_file), methods=["DELETE"]),
+    Route(
+        "/v1/projects/{project}/files",
+        authenticated(by_method(GET=files.list_files, POST=upload)),
+        methods=["GET", "POST"],
+    ),
+    Route(
+        "/v1/files/{file_id}",
+        authenticated(by_method(GET=files.get_file, DELETE=files.delete_file)),
+        methods=["GET", "DELETE"],
+    ),
     Route("/v1/files/{file_id}/download", authenticated(files.download)),
     Route("/v1/files/{file_id}/content", authenticated(files.content)),
     Route("/v1/files/{file_id}/restore", authenticated(files.restore_file), methods=["POST"]),
     Route("/v1/files/{file_id}/reprocess", authenticated(files.reprocess_file), methods=["POST"]),
+    Route("/openapi.json", authenticated(openapi.openapi_json)),
+    Route("/docs", authenticated(openapi.docs)),
 ]
 
 
@@ -64,8 +85,11 @@ def create_app(
             app.router.routes.extend(extra)
             yield
 
+    routes = list(ROUTES)
+    if settings.telemetry.prometheus:
+        routes.append(Route("/metrics", authenticated(ops.prometheus_metrics)))
     return Starlette(
-        routes=list(ROUTES),
+        routes=routes,
         middleware=[Middleware(RequestContext)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,

@@ -97,3 +97,10 @@ async def redeliver(request: Request) -> Response:
 
         raise NotFound("no such dead letter", code="dead_letter_not_found")
     return JSONResponse({"redelivered": count}, 202)
+
+
+async def prometheus_metrics(request: Request) -> Response:
+    """Metrics in the Prometheus text format (``[telemetry] prometheus = true``)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
