@@ -38,8 +38,13 @@ LOG_TAIL_BYTES = 4096
 # What native code and Python print when an allocation fails. A heuristic: it only decides
 # between "crashed" and "out_of_memory" for a child that died without writing a result.
 _MEMORY_EVIDENCE = re.compile(
-    r"MemoryError|std::bad_alloc|Cannot allocate memory|out of memory", re.IGNORECASE
+    r"MemoryError|std::bad_alloc|Cannot allocate memory|out of memory|memory allocation"
+    r"|failed to map segment",
+    re.IGNORECASE,
 )
+#: Numeric libraries (OpenBLAS under numpy, which IfcOpenShell imports) reserve address space
+#: per thread; one thread each keeps RLIMIT_AS a cap on the work, not on thread pools.
+CHILD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,7 @@ async def _run_in(
             stderr=asyncio.subprocess.STDOUT,
             cwd=workdir,
             process_group=0,
+            env=CHILD_ENV | dict(os.environ),
         )
     timed_out = False
     try:
@@ -283,6 +289,15 @@ def _from_report(report: dict[str, Any], limits: Limits) -> tuple[Outcome, str |
         return outcome, None
     if outcome is Outcome.OUT_OF_MEMORY:
         return outcome, _out_of_memory(limits, error or "MemoryError")
+    if (
+        outcome is Outcome.CRASHED
+        and limits.memory_mb is not None
+        and error
+        and _MEMORY_EVIDENCE.search(error)
+    ):
+        # Native code under RLIMIT_AS fails in its own words (a library that cannot be
+        # mapped, an allocator giving up); the cause is still the memory limit.
+        return Outcome.OUT_OF_MEMORY, _out_of_memory(limits, error)
     return outcome, error or outcome.value
 
 
