@@ -148,6 +148,16 @@ class AuditLog:
             row = row | {"prev_hash": prev, "row_hash": row_hash(prev, row)}
         await conn.execute(sa.insert(audit_log).values(**row))
 
+    async def insert_many(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Several rows in one statement (one by one when chained: each needs the last hash)."""
+        if not rows:
+            return
+        if self.hash_chain:
+            for row in rows:
+                await self.insert(conn, row)
+        else:
+            await conn.execute(sa.insert(audit_log), rows)
+
     async def search(
         self, *, limit: int = 50, cursor: str | None = None, **filters: Any
     ) -> dict[str, Any]:
