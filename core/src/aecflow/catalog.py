@@ -8,7 +8,6 @@ while others insert.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,7 +65,7 @@ def encode_cursor(file_id: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input
         text = ""
     if len(text) != 36:
         raise InvalidInput("invalid cursor", code="invalid_cursor")

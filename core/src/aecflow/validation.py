@@ -14,6 +14,7 @@ from typing import Any
 
 from aecflow.errors import InvalidInput
 
+#: Used with ``fullmatch``: with ``match``, ``$`` lets a trailing newline through.
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 METADATA_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 MAX_FILENAME_BYTES = 255
@@ -22,7 +23,7 @@ MAX_METADATA_VALUE = 1024
 
 
 def project_name(value: Any) -> str:
-    if not isinstance(value, str) or not PROJECT_RE.match(value):
+    if not isinstance(value, str) or not PROJECT_RE.fullmatch(value):
         raise InvalidInput(
             f"invalid project name {_show(value)}: use 1-64 lower-case letters, digits, '.', "
             "'_' or '-', starting with a letter or digit",
@@ -68,7 +69,7 @@ def metadata(value: Any) -> dict[str, str]:
         )
     clean: dict[str, str] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not METADATA_KEY_RE.match(key):
+        if not isinstance(key, str) or not METADATA_KEY_RE.fullmatch(key):
             raise InvalidInput(
                 f"metadata key {_show(key)} is invalid: use 1-64 lower-case letters, digits, "
                 "'_', '.' or '-'",

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
-from aecflow.host import files, ops
+from aecflow.host import files, openapi, ops
 from aecflow.host.auth import Endpoint, FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
 from aecflow.host.middleware import RequestContext
@@ -56,6 +56,8 @@ ROUTES = [
     Route("/v1/files/{file_id}/content", authenticated(files.content)),
     Route("/v1/files/{file_id}/restore", authenticated(files.restore_file), methods=["POST"]),
     Route("/v1/files/{file_id}/reprocess", authenticated(files.reprocess_file), methods=["POST"]),
+    Route("/openapi.json", authenticated(openapi.openapi_json)),
+    Route("/docs", authenticated(openapi.docs)),
 ]
 
 

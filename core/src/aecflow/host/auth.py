@@ -3,6 +3,7 @@
 A request's token becomes the :class:`~aecflow.actor.Actor` the flow authorises and audits
 against. Failures answer 401 (audited as ``auth.failed``); a source address that fails too
 often within a minute gets 429 until the minute is over, before its token is even looked at.
+A path or query holding NUL is refused (400) before anything else looks at it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ def authenticated(endpoint: Endpoint) -> Endpoint:
 
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
+        if _has_nul(request):
+            return error_response(
+                400, "invalid_character", "the path or query contains a NUL character"
+            )
         flow = request.app.state.flow
         if flow.settings.auth.mode == "none":
             with acting_as(request_actor(request, Actor(id="anonymous-local"))):
@@ -102,6 +107,14 @@ def authenticated(endpoint: Endpoint) -> Endpoint:
             return await endpoint(request)
 
     return wrapper
+
+
+def _has_nul(request: Request) -> bool:
+    """PostgreSQL cannot store or compare text with NUL: refuse it before it reaches a query or
+    the audit row (whose insert would fail and be lost)."""
+    if "\x00" in request.scope["path"]:  # percent-decoded, as the path parameters are
+        return True
+    return any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items())
 
 
 def _denied_row(flow, failure: tokens.AuthFailure, request: Request) -> dict:

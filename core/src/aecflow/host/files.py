@@ -29,9 +29,12 @@ def _int(request: Request, name: str, default: int) -> int:
     value = request.query_params.get(name)
     if value is None:
         return default
-    if not value.isdigit():
-        raise InvalidInput(f"{name} must be a whole number", code="invalid_query")
-    return int(value)
+    try:
+        if value.isascii() and value.isdigit():  # str.isdigit() alone also takes "²"
+            return int(value)
+    except ValueError:  # more digits than int() converts
+        pass
+    raise InvalidInput(f"{name} must be a whole number", code="invalid_query")
 
 
 async def list_files(request: Request) -> Response:
@@ -57,9 +60,10 @@ async def get_file(request: Request) -> Response:
 
 async def download(request: Request) -> Response:
     """Redirect to the storage's own expiring URL, or to ``/content`` where it has none."""
-    expires = dt.timedelta(seconds=_int(request, "expires", 900))
-    if not dt.timedelta(seconds=1) <= expires <= MAX_URL_EXPIRY:
+    seconds = _int(request, "expires", 900)
+    if not 1 <= seconds <= MAX_URL_EXPIRY.total_seconds():  # before timedelta() can overflow
         raise InvalidInput("expires must be between 1 second and 7 days", code="invalid_query")
+    expires = dt.timedelta(seconds=seconds)
     file_id = request.path_params["file_id"]
     url = await _flow(request).download_url(file_id, expires)
     return RedirectResponse(url or f"/v1/files/{file_id}/content", status_code=307)

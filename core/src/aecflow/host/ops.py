@@ -62,27 +62,33 @@ async def audit(request: Request) -> Response:
     for key in ("since", "until"):
         if params.get(key):
             filters[key] = parse_time(params[key], key)
-    limit = params.get("limit", "50")
-    page = await flow.audit.search(
-        limit=int(limit) if limit.isdigit() else 0, cursor=params.get("cursor"), **filters
-    )
+    page = await flow.audit.search(limit=_limit(request), cursor=params.get("cursor"), **filters)
     return JSONResponse(page)
 
 
 def parse_time(value: str, name: str) -> dt.datetime:
+    """An ISO 8601 time in UTC (naive means UTC); 400 also when UTC cannot represent it."""
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted past the range
         raise InvalidInput(f"{name} must be an ISO 8601 time", code="invalid_query") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _limit(request: Request) -> int:
+    """``limit``, or 0 when it is no whole number (refused after the flow's role check)."""
+    value = request.query_params.get("limit", "50")
+    try:
+        return int(value) if value.isascii() and value.isdigit() else 0
+    except ValueError:  # more digits than int() converts
+        return 0
 
 
 async def dead_letters(request: Request) -> Response:
     flow: Flow = request.app.state.flow
     params = request.query_params
-    limit = params.get("limit", "50")
     page = await flow.dead_letters(
-        limit=int(limit) if limit.isdigit() else 0,
+        limit=_limit(request),
         cursor=params.get("cursor"),
         destination=params.get("destination"),
     )

@@ -1,0 +1,1132 @@
+"""The HTTP API described as OpenAPI 3.1 (``/openapi.json``) and as a readable page (``/docs``).
+
+The handlers read raw requests (streamed bodies, ``meta.<key>`` parameters), so nothing could
+derive this document from their signatures: it is written out here next to them, error codes
+and all, and ``tests/test_openapi.py`` runs schemathesis against a live host to keep the two in
+step. ``/docs`` is rendered on the server from the same dictionary, with no script and nothing
+fetched from elsewhere, so it reads the same offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import html
+import importlib.metadata
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from aecflow.catalog import MAX_PAGE, STATUSES
+from aecflow.processing import Outcome
+from aecflow.records import PROCESSING_KEYS
+from aecflow.validation import (
+    MAX_FILENAME_BYTES,
+    MAX_METADATA_ENTRIES,
+    MAX_METADATA_VALUE,
+    METADATA_KEY_RE,
+    PROJECT_RE,
+)
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+MAX_EXPIRY_S = 7 * 24 * 3600
+#: The ``meta.<key>`` names, written for ECMA-262 (``$`` there never matches before a newline).
+META_NAME = "^meta\\." + METADATA_KEY_RE.pattern.removeprefix("^")
+AUTH_401 = ["missing_token", "invalid_token", "revoked_token", "expired_token"]
+#: A path that matches no route (a parameter holding ``/``, or empty) is the router's 404.
+NO_ROUTE = "not_found"
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+def _header(description: str, schema: Schema, *, required: bool = True) -> Schema:
+    return {"description": description, "required": required, "schema": schema}
+
+
+REQUEST_ID = {"$ref": "#/components/headers/X-Request-ID"}
+RETRY_AFTER = {"$ref": "#/components/headers/Retry-After"}
+LOCATION = {"$ref": "#/components/headers/Location"}
+
+
+def _ok(description: str, schema: Schema | None = None, **headers: Schema) -> Schema:
+    """A success response with a JSON body (when ``schema``) and the headers every answer has."""
+    response: Schema = {"description": description, "headers": {"X-Request-ID": REQUEST_ID}}
+    response["headers"].update({name.replace("_", "-"): h for name, h in headers.items()})
+    if schema is not None:
+        response["content"] = {JSON: {"schema": schema}}
+    return response
+
+
+def _error(description: str, codes: list[str], **headers: Schema) -> Schema:
+    """An error response whose ``error.code`` is one of ``codes``."""
+    schema = {
+        "allOf": [
+            _ref("Error"),
+            {"properties": {"error": {"properties": {"code": {"enum": codes}}}}},
+        ]
+    }
+    response = _ok(description, schema, **headers)
+    response["x-error-codes"] = codes
+    return response
+
+
+def _errors(**by_status: list[str]) -> dict[str, Schema]:
+    """The error responses of an authenticated operation: ``s400=[codes]`` etc., plus the ones
+    any authenticated request can get."""
+    texts = {
+        400: "Bad input: a parameter, header or body the API refuses.",
+        403: "The token's role is too low for this operation, or storage refused access.",
+        404: "No such resource, or one in a project the token may not see.",
+        409: "The request contradicts the file's state.",
+        413: "The body is larger than `[uploads] max_size` (checked while streaming).",
+        415: "No processor accepts the file and `[processing] refuse_unprocessable` is on.",
+        416: "The range cannot be satisfied; `Content-Range` gives the size.",
+        502: "The storage backend failed.",
+        503: "A dependency is unavailable or the host is busy; retry after `Retry-After`.",
+    }
+    out: dict[str, Schema] = {}
+    by_status["s400"] = [*by_status.get("s400", []), "invalid_character"]
+    by_status["s503"] = ["database_unavailable", *by_status.get("s503", [])]
+    for key, codes in sorted(by_status.items(), key=lambda item: int(item[0][1:])):
+        status = int(key[1:])
+        headers: dict[str, Schema] = {}
+        if status == 503:
+            headers["Retry_After"] = RETRY_AFTER
+        if status == 416:
+            headers["Content_Range"] = _header(
+                "`bytes */<size>`", {"type": "string", "pattern": "^bytes \\*/[0-9]+$"}
+            )
+        out[str(status)] = _error(texts[status], codes, **headers)
+    out["401"] = _error(
+        "No valid bearer token (audited as `auth.failed`).",
+        AUTH_401,
+        WWW_Authenticate=_header('`Bearer realm="aecflow"`', {"type": "string"}),
+    )
+    out["429"] = _error(
+        "Too many failed authentications from this address within a minute.",
+        ["too_many_auth_failures"],
+        Retry_After=RETRY_AFTER,
+    )
+    return dict(sorted(out.items()))
+
+
+def _param(name: str, where: str, schema: Schema, description: str, **extra: Any) -> Schema:
+    return {"name": name, "in": where, "description": description, "schema": schema, **extra}
+
+
+def _path(name: str, schema: Schema, description: str) -> Schema:
+    return _param(name, "path", schema, description, required=True)
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return _param(name, "query", schema, description)
+
+
+#: ASCII and C1 control characters; the server also refuses Unicode format characters (Cf).
+CONTROLS = "\\u0000-\\u001f\\u007f-\\u009f"
+META_VALUE: Schema = {
+    "type": "string",
+    "maxLength": MAX_METADATA_VALUE,
+    "pattern": f"^[^{CONTROLS}]*$",
+}
+#: Not empty, ``.`` or ``..``; no control character, slash or backslash; no space at either end.
+FILENAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_FILENAME_BYTES,
+    "pattern": (
+        f"^(?!\\.\\.?$)[^{CONTROLS}/\\\\\\s](?:[^{CONTROLS}/\\\\]*[^{CONTROLS}/\\\\\\s])?$"
+    ),
+}
+PROJECT_SCHEMA: Schema = {
+    "type": "string",
+    "pattern": PROJECT_RE.pattern,
+    "minLength": 1,
+    "maxLength": 64,
+}
+METADATA_SCHEMA: Schema = {
+    "type": "object",
+    "propertyNames": {"pattern": METADATA_KEY_RE.pattern, "maxLength": 64},
+    "additionalProperties": META_VALUE,
+    "maxProperties": MAX_METADATA_ENTRIES,
+}
+META_QUERY_SCHEMA: Schema = {
+    "type": "object",
+    "propertyNames": {"pattern": META_NAME},
+    "additionalProperties": META_VALUE,
+    "maxProperties": MAX_METADATA_ENTRIES,
+}
+META_RULES = (
+    f"Keys are 1-64 lower-case letters, digits, `_`, `.` or `-`; values at most "
+    f"{MAX_METADATA_VALUE} characters without control characters; at most "
+    f"{MAX_METADATA_ENTRIES} entries."
+)
+DATE_TIME: Schema = {"type": "string", "format": "date-time"}
+UUID: Schema = {"type": "string", "format": "uuid"}
+#: Time filters: an ISO 8601 time, or empty for none (what an HTML form sends when left blank).
+TIME_FILTER: Schema = {"type": "string", "anyOf": [{"format": "date-time"}, {"maxLength": 0}]}
+TIME_RULES = "ISO 8601, UTC when it has no offset; empty means no limit."
+
+FILE_ID = _path("file_id", UUID, "The file's id (a UUIDv7). Any other value is 404.")
+PROJECT = _path(
+    "project",
+    PROJECT_SCHEMA,
+    "1-64 lower-case letters, digits, `.`, `_` or `-`, starting with a letter or digit.",
+)
+LIMIT = _query(
+    "limit",
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50},
+    f"Page size, 1-{MAX_PAGE}.",
+)
+CURSOR = _query(
+    "cursor",
+    {"type": "string"},
+    "`next_cursor` of the previous page; anything else is 400 `invalid_cursor`.",
+)
+
+
+def _schemas() -> dict[str, Schema]:
+    processing: Schema = {
+        "type": "object",
+        "description": "The last processing run; every key is present, `null` until known.",
+        "required": list(PROCESSING_KEYS),
+        "properties": {
+            "processor": {"type": ["string", "null"]},
+            "outcome": {
+                "type": ["string", "null"],
+                "enum": [*(outcome.value for outcome in Outcome), None],
+                "description": "`null` while processing is pending or being retried.",
+            },
+            "error": {"type": ["string", "null"]},
+            "started_at": _nullable(DATE_TIME),
+            "finished_at": _nullable(DATE_TIME),
+            "duration_s": {"type": ["number", "null"], "minimum": 0},
+            "result": {"description": "What the processor returned (JSON), or `null`."},
+            "attempts": {"type": "integer", "minimum": 0},
+        },
+    }
+    file_record: Schema = {
+        "type": "object",
+        "description": "A stored file. Purged files keep their id, project, size and times; "
+        "filename and sha256 are emptied, metadata and processing cleared.",
+        "required": [
+            "id",
+            "project",
+            "filename",
+            "size",
+            "sha256",
+            "content_type",
+            "status",
+            "metadata",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "purged_at",
+            "processing",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "project": PROJECT_SCHEMA,
+            "filename": {"type": "string", "description": "Empty once purged."},
+            "size": {"type": "integer", "minimum": 0},
+            "sha256": {"type": "string", "pattern": "^([0-9a-f]{64})?$"},
+            "content_type": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": sorted(STATUSES)},
+            "metadata": METADATA_SCHEMA,
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+            "deleted_at": _nullable(DATE_TIME),
+            "purged_at": _nullable(DATE_TIME),
+            "processing": _ref("Processing"),
+        },
+    }
+    error: Schema = {
+        "type": "object",
+        "description": "Every error the API answers.",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+                    "message": {"type": "string"},
+                },
+            }
+        },
+    }
+    dead_letter: Schema = {
+        "type": "object",
+        "description": "An event that could not be delivered after `[outbox] max_attempts`.",
+        "required": [
+            "id",
+            "event_id",
+            "destination",
+            "event_type",
+            "project",
+            "file_id",
+            "attempts",
+            "last_error",
+            "created_at",
+            "payload",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "description": "Give it to `.../redeliver`."},
+            "event_id": {"type": "string"},
+            "destination": {"type": "string"},
+            "event_type": {"type": "string"},
+            "project": {"type": "string"},
+            "file_id": {"type": ["string", "null"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "last_error": {"type": ["string", "null"]},
+            "created_at": DATE_TIME,
+            "payload": {"type": "object", "description": "The event as it would be delivered."},
+        },
+    }
+    audit_row: Schema = {
+        "type": "object",
+        "description": "One operation, written with the change it records (also on failure).",
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "at": DATE_TIME,
+            "action": {"type": "string", "examples": ["file.upload", "auth.failed"]},
+            "read_only": {"type": "boolean"},
+            "actor": {"type": "string", "description": "`token:<id>`, `system`, `cli`, ..."},
+            "source_ip": {"type": ["string", "null"]},
+            "user_agent": {"type": ["string", "null"]},
+            "request_id": {"type": ["string", "null"]},
+            "trace_id": {"type": ["string", "null"]},
+            "project": {"type": ["string", "null"]},
+            "file_id": {"type": ["string", "null"], "description": "As the caller gave it."},
+            "storage_key": {"type": ["string", "null"]},
+            "outcome": {"type": "string", "enum": ["ok", "error", "denied"]},
+            "error_code": {"type": ["string", "null"]},
+            "bytes_in": {"type": ["integer", "null"]},
+            "bytes_out": {"type": ["integer", "null"]},
+            "duration_s": {"type": ["number", "null"]},
+            "details": {"description": "Operation-specific JSON, or `null`."},
+            "prev_hash": {"type": ["string", "null"], "description": "With `hash_chain`."},
+            "row_hash": {"type": ["string", "null"], "description": "With `hash_chain`."},
+        },
+    }
+    audit_row["required"] = list(audit_row["properties"])
+    plugin: Schema = {
+        "type": "object",
+        "required": ["name", "module", "distribution", "version", "hooks", "status", "error"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "module": {"type": "string"},
+            "distribution": {"type": ["string", "null"]},
+            "version": {"type": ["string", "null"]},
+            "hooks": {"type": "array", "items": {"type": "string"}},
+            "status": {"type": "string", "enum": ["loaded", "error", "disabled"]},
+            "error": {"type": ["string", "null"]},
+        },
+    }
+    check: Schema = {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "error"]},
+            "error": {"type": "string", "description": "Only when the check failed."},
+        },
+    }
+    breaker: Schema = {
+        "type": "object",
+        "required": [
+            "name",
+            "state",
+            "consecutive_failures",
+            "failure_threshold",
+            "retry_after_s",
+            "opened_count",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "examples": ["storage", "notifier:log"]},
+            "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
+            "consecutive_failures": {"type": "integer", "minimum": 0},
+            "failure_threshold": {"type": "integer", "minimum": 1},
+            "retry_after_s": {"type": ["number", "null"]},
+            "opened_count": {"type": "integer", "minimum": 0},
+        },
+    }
+    ready: Schema = {
+        "type": "object",
+        "required": ["status", "checks", "breakers"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "not_ready"]},
+            "checks": {
+                "type": "object",
+                "required": ["database", "storage"],
+                "additionalProperties": False,
+                "properties": {"database": _ref("Check"), "storage": _ref("Check")},
+            },
+            "breakers": {"type": "array", "items": _ref("Breaker")},
+        },
+    }
+
+    def page(item: str) -> Schema:
+        return {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "items": {"type": "array", "items": _ref(item)},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; `null` on the last.",
+                },
+            },
+        }
+
+    return {
+        "FileRecord": file_record,
+        "Processing": processing,
+        "FilePage": page("FileRecord"),
+        "Error": error,
+        "DeadLetter": dead_letter,
+        "DeadLetterPage": page("DeadLetter"),
+        "Redelivered": {
+            "type": "object",
+            "required": ["redelivered"],
+            "additionalProperties": False,
+            "properties": {"redelivered": {"type": "integer", "minimum": 1}},
+        },
+        "AuditRow": audit_row,
+        "AuditPage": page("AuditRow"),
+        "Plugin": plugin,
+        "PluginPage": page("Plugin"),
+        "Check": check,
+        "Breaker": breaker,
+        "Ready": ready,
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "additionalProperties": False,
+            "properties": {"status": {"const": "ok"}},
+        },
+    }
+
+
+def _upload() -> Schema:
+    binary: Schema = {"type": "string", "format": "binary"}
+    form: Schema = {
+        "type": "object",
+        "description": "The first part with a filename is the file, streamed. Fields before it "
+        "named `meta.<key>` are metadata (other fields are ignored); parts after it are read "
+        "and ignored, so put metadata fields first.",
+        "required": ["file"],
+        "properties": {"file": binary},
+        "additionalProperties": {"type": "string"},
+    }
+    return {
+        "tags": ["files"],
+        "operationId": "uploadFile",
+        "summary": "Upload a file",
+        "description": (
+            "Streams the body to storage; the SHA-256 is computed and the size limit enforced "
+            "while streaming, and nothing is kept when the upload fails. The body is either "
+            "the raw file (any media type; it is recorded as the file's `content_type`, except "
+            "`application/x-www-form-urlencoded`, which is what `curl --data-binary` sends) or "
+            "`multipart/form-data` whose first file part is the file.\n\n"
+            "The filename comes from `?filename=`, else `Content-Disposition` (raw bodies) or "
+            "the file part's filename. It must not be empty, contain control characters or "
+            "`/` or `\\`, be `.` or `..`, start or end with whitespace, or exceed "
+            f"{MAX_FILENAME_BYTES} bytes of UTF-8.\n\n"
+            "Metadata comes from `X-Aecflow-Meta-<key>` headers (values may be percent-encoded "
+            "UTF-8), `?meta.<key>=` parameters, and `meta.<key>` form fields before the file "
+            "part. " + META_RULES
+        ),
+        "parameters": [
+            PROJECT,
+            _query(
+                "filename",
+                {"type": "string", "anyOf": [FILENAME, {"maxLength": 0}]},
+                f"The file's name (wins over the others); at most {MAX_FILENAME_BYTES} bytes "
+                "of UTF-8, no Unicode format characters. Empty: taken from elsewhere.",
+            ),
+            _param(
+                "meta",
+                "query",
+                META_QUERY_SCHEMA,
+                "Metadata as `meta.<key>=<value>` parameters. " + META_RULES,
+                style="form",
+                explode=True,
+            ),
+            _param(
+                "Content-SHA256",
+                "header",
+                {"type": "string", "pattern": "^([0-9a-fA-F]{64})?$"},
+                "Expected SHA-256 (hex); a mismatch is 400 `checksum_mismatch`, nothing kept. "
+                "Empty: not checked.",
+            ),
+            _param(
+                "Digest",
+                "header",
+                {"type": "string"},
+                "`sha-256=<base64>` (RFC 3230) is verified like `Content-SHA256`; other "
+                "algorithms are ignored.",
+            ),
+            _param(
+                "Content-Disposition",
+                "header",
+                {"type": "string"},
+                "`attachment; filename=\"...\"` or `filename*=UTF-8''...` names a raw body.",
+            ),
+        ],
+        "requestBody": {
+            "required": True,
+            "description": "The file (at least one byte).",
+            "content": {
+                "application/octet-stream": {"schema": binary},
+                "multipart/form-data": {
+                    "schema": form,
+                    "encoding": {"file": {"contentType": "application/octet-stream"}},
+                },
+                "*/*": {"schema": binary},
+            },
+        },
+        "responses": {
+            "201": _ok("Stored; processing is queued.", _ref("FileRecord"), Location=LOCATION),
+            **_errors(
+                s400=[
+                    "invalid_project",
+                    "invalid_filename",
+                    "invalid_metadata",
+                    "invalid_checksum",
+                    "checksum_mismatch",
+                    "empty_file",
+                    "invalid_multipart",
+                    "missing_file_part",
+                ],
+                s403=["forbidden", "storage_access_denied"],
+                s404=["project_not_found", NO_ROUTE],
+                s413=["too_large"],
+                s415=["unsupported_file"],
+                s502=["storage_error"],
+                s503=["too_many_uploads", "storage_unavailable", "circuit_open"],
+            ),
+        },
+    }
+
+
+def _operations() -> dict[str, dict[str, Schema]]:
+    record = _ref("FileRecord")
+    return {
+        "/health": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "health",
+                "summary": "Liveness",
+                "description": "The process answers; nothing else is checked. No token needed.",
+                "security": [],
+                "responses": {"200": _ok("Alive.", _ref("Health"))},
+            }
+        },
+        "/ready": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "ready",
+                "summary": "Readiness",
+                "description": "Database and storage reachable, and every circuit breaker's "
+                "state. Any role.",
+                "responses": {
+                    "200": _ok("Ready.", _ref("Ready")),
+                    **_errors(),
+                    "503": _not_ready(),
+                },
+            }
+        },
+        "/v1/plugins": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "listPlugins",
+                "summary": "Plugins",
+                "description": "Every plugin found: name, version, hooks, status, error. Admin.",
+                "responses": {
+                    "200": _ok("All plugins (one page).", _ref("PluginPage")),
+                    **_errors(s403=["forbidden"]),
+                },
+            }
+        },
+        "/v1/audit": {
+            "get": {
+                "tags": ["audit"],
+                "operationId": "readAudit",
+                "summary": "Audit log",
+                "description": "Audit rows, newest first. Admin. Filters are exact matches.",
+                "parameters": [
+                    *(
+                        _query(name, {"type": "string"}, f"Only rows with this `{name}`.")
+                        for name in ("action", "actor", "project", "file_id", "request_id")
+                    ),
+                    _query(
+                        "outcome",
+                        {"type": "string"},
+                        "Only rows with this outcome (`ok`, `error`, `denied`).",
+                    ),
+                    _query("since", TIME_FILTER, "Rows at or after this time. " + TIME_RULES),
+                    _query("until", TIME_FILTER, "Rows before this time. " + TIME_RULES),
+                    LIMIT,
+                    CURSOR,
+                ],
+                "responses": {
+                    "200": _ok("One page of rows.", _ref("AuditPage")),
+                    **_errors(s400=["invalid_query", "invalid_cursor"], s403=["forbidden"]),
+                },
+            }
+        },
+        "/v1/events/dead": {
+            "get": {
+                "tags": ["events"],
+                "operationId": "listDeadLetters",
+                "summary": "Dead letters",
+                "description": "Events that could not be delivered, newest first. Admin.",
+                "parameters": [
+                    _query("destination", {"type": "string"}, "Only this notifier's."),
+                    LIMIT,
+                    CURSOR,
+                ],
+                "responses": {
+                    "200": _ok("One page of dead letters.", _ref("DeadLetterPage")),
+                    **_errors(s400=["invalid_query", "invalid_cursor"], s403=["forbidden"]),
+                },
+            }
+        },
+        "/v1/events/dead/{dead_id}/redeliver": {
+            "post": {
+                "tags": ["events"],
+                "operationId": "redeliverDeadLetter",
+                "summary": "Redeliver a dead letter",
+                "description": "Queue the event again with fresh attempts. Admin.",
+                "parameters": [_path("dead_id", {"type": "string"}, "A dead letter's `id`.")],
+                "responses": {
+                    "202": _ok("Queued again.", _ref("Redelivered")),
+                    **_errors(s403=["forbidden"], s404=["dead_letter_not_found", NO_ROUTE]),
+                },
+            }
+        },
+        "/v1/projects/{project}/files": {
+            "post": _upload(),
+            "get": {
+                "tags": ["files"],
+                "operationId": "listFiles",
+                "summary": "List and search files",
+                "description": "A project's files, newest first. Purged files never appear.",
+                "parameters": [
+                    PROJECT,
+                    _query("status", {"type": "string", "enum": sorted(STATUSES)}, "Status."),
+                    _query(
+                        "filename",
+                        {"type": "string"},
+                        "Case-insensitive substring of the filename.",
+                    ),
+                    _param(
+                        "meta",
+                        "query",
+                        META_QUERY_SCHEMA,
+                        "`meta.<key>=<value>`: files whose metadata has exactly that value; "
+                        "several must all match. " + META_RULES,
+                        style="form",
+                        explode=True,
+                    ),
+                    _query("created_after", TIME_FILTER, "Created at or after. " + TIME_RULES),
+                    _query("created_before", TIME_FILTER, "Created before. " + TIME_RULES),
+                    _query(
+                        "deleted",
+                        {"type": "string", "enum": ["exclude", "include", "only"]},
+                        "Soft-deleted files: left out (default), included, or only they.",
+                    ),
+                    LIMIT,
+                    CURSOR,
+                ],
+                "responses": {
+                    "200": _ok("One page of files.", _ref("FilePage")),
+                    **_errors(
+                        s400=[
+                            "invalid_project",
+                            "invalid_query",
+                            "invalid_cursor",
+                            "invalid_metadata",
+                        ],
+                        s404=["project_not_found", NO_ROUTE],
+                    ),
+                },
+            },
+        },
+        "/v1/files/{file_id}": {
+            "get": {
+                "tags": ["files"],
+                "operationId": "getFile",
+                "summary": "A file's record",
+                "description": "Metadata, status, and the processing outcome and result. "
+                "Deleted and purged files are still returned.",
+                "parameters": [FILE_ID],
+                "responses": {
+                    "200": _ok("The record.", record),
+                    **_errors(s404=["file_not_found", NO_ROUTE]),
+                },
+            },
+            "delete": {
+                "tags": ["files"],
+                "operationId": "deleteFile",
+                "summary": "Delete or purge a file",
+                "description": "Soft delete (writer): hidden from listings and downloads until "
+                "restored; repeating it changes nothing. With `purge=true` (admin): the object "
+                "is removed and the record scrubbed; purging again returns the record.",
+                "parameters": [
+                    FILE_ID,
+                    _query(
+                        "purge",
+                        {"type": "boolean", "default": False},
+                        "`true`/`1` purges; `false`/`0` (default) soft-deletes; any case.",
+                    ),
+                ],
+                "responses": {
+                    "200": _ok("The record after the change.", record),
+                    **_errors(
+                        s400=["invalid_query"],
+                        s403=["forbidden", "storage_access_denied"],
+                        s404=["file_not_found", NO_ROUTE],
+                        s409=["file_purged"],
+                        s502=["storage_error"],
+                        s503=["storage_unavailable", "circuit_open"],
+                    ),
+                },
+            },
+        },
+        "/v1/files/{file_id}/download": {
+            "get": {
+                "tags": ["files"],
+                "operationId": "downloadFile",
+                "summary": "Redirect to the bytes",
+                "description": "307 to the storage backend's expiring URL, or to "
+                "`/v1/files/{file_id}/content` when the backend has none.",
+                "parameters": [
+                    FILE_ID,
+                    _query(
+                        "expires",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_EXPIRY_S, "default": 900},
+                        "Lifetime of the URL in seconds (at most 7 days; the backend may clamp "
+                        "it further).",
+                    ),
+                ],
+                "responses": {
+                    "307": _ok("Where the bytes are.", Location=LOCATION),
+                    **_errors(
+                        s400=["invalid_query"],
+                        s403=["storage_access_denied"],
+                        s404=["file_not_found", "file_deleted", NO_ROUTE],
+                        s502=["storage_error"],
+                        s503=["storage_unavailable", "circuit_open"],
+                    ),
+                },
+            }
+        },
+        "/v1/files/{file_id}/content": {
+            "get": {
+                "tags": ["files"],
+                "operationId": "fileContent",
+                "summary": "The bytes",
+                "description": "Streams the file with its own media type. A single "
+                "`Range: bytes=a-b`, `a-` or `-n` is honoured; other or several ranges get the "
+                "whole file.",
+                "parameters": [
+                    FILE_ID,
+                    _param(
+                        "Range",
+                        "header",
+                        {"type": "string", "examples": ["bytes=0-1023", "bytes=-512"]},
+                        "One byte range (RFC 9110).",
+                    ),
+                ],
+                "responses": {
+                    "200": _content("The whole file."),
+                    "206": _content(
+                        "The requested range.",
+                        Content_Range=_header(
+                            "`bytes <first>-<last>/<size>`",
+                            {"type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"},
+                        ),
+                    ),
+                    **_errors(
+                        s403=["storage_access_denied"],
+                        s404=["file_not_found", "file_deleted", "object_not_found", NO_ROUTE],
+                        s416=["range_not_satisfiable"],
+                        s502=["storage_error"],
+                        s503=["storage_unavailable", "circuit_open"],
+                    ),
+                },
+            }
+        },
+        "/v1/files/{file_id}/restore": {
+            "post": {
+                "tags": ["files"],
+                "operationId": "restoreFile",
+                "summary": "Undo a soft delete",
+                "description": "Writer. Restoring a file that is not deleted changes nothing.",
+                "parameters": [FILE_ID],
+                "responses": {
+                    "200": _ok("The record after the change.", record),
+                    **_errors(
+                        s403=["forbidden"],
+                        s404=["file_not_found", NO_ROUTE],
+                        s409=["file_purged"],
+                    ),
+                },
+            }
+        },
+        "/v1/files/{file_id}/reprocess": {
+            "post": {
+                "tags": ["files"],
+                "operationId": "reprocessFile",
+                "summary": "Process again",
+                "description": "Writer. Queues processing unless a job is already queued or "
+                "running (then the record is returned unchanged).",
+                "parameters": [FILE_ID],
+                "responses": {
+                    "202": _ok("Queued.", record),
+                    **_errors(
+                        s400=["storage_invalid"],
+                        s403=["forbidden", "storage_access_denied"],
+                        s404=["file_not_found", "file_deleted", "object_not_found", NO_ROUTE],
+                        s502=["storage_error"],
+                        s503=["storage_unavailable", "circuit_open"],
+                    ),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["operations"],
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "description": "Only with `[telemetry] prometheus = true` (404 `not_found` "
+                "otherwise). Any role.",
+                "responses": {
+                    "200": {
+                        "description": "The Prometheus text format.",
+                        "headers": {"X-Request-ID": REQUEST_ID},
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(s404=[NO_ROUTE]),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "tags": ["documentation"],
+                "operationId": "openapi",
+                "summary": "This document",
+                "description": "OpenAPI 3.1. Any role.",
+                "responses": {
+                    "200": _ok("The document.", {"type": "object", "required": ["openapi"]}),
+                    **_errors(),
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "tags": ["documentation"],
+                "operationId": "docs",
+                "summary": "This document as a page",
+                "description": "HTML rendered on the server; works offline. Any role.",
+                "responses": {
+                    "200": {
+                        "description": "The page.",
+                        "headers": {"X-Request-ID": REQUEST_ID},
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(),
+                },
+            }
+        },
+    }
+
+
+def _not_ready() -> Schema:
+    """``/ready``'s 503: its own body when a check fails, an error when no token can be checked."""
+    response = _error(
+        "Not ready (a check failed or the storage circuit is open); or the database could "
+        "not be reached to check the token (an error).",
+        ["database_unavailable"],
+        Retry_After=RETRY_AFTER,
+    )
+    media = response["content"][JSON]
+    media["schema"] = {"anyOf": [_ref("Ready"), media["schema"]]}
+    return response
+
+
+def _content(description: str, **headers: Schema) -> Schema:
+    response = _ok(
+        description,
+        None,
+        Accept_Ranges=_header("`bytes`", {"type": "string", "const": "bytes"}),
+        Content_Disposition=_header(
+            "`attachment` with the filename (ASCII fallback and `filename*` UTF-8).",
+            {"type": "string"},
+        ),
+        ETag=_header("The SHA-256, quoted.", {"type": "string"}, required=False),
+        **headers,
+    )
+    response["content"] = {
+        "*/*": {
+            "schema": {"type": "string", "format": "binary"},
+            "x-description": "The file's own `content_type`, else application/octet-stream.",
+        }
+    }
+    return response
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("aecflow")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "aecflow",
+            "version": _version(),
+            "description": (
+                "Ingest, store, process and announce building models and other large files.\n\n"
+                "Every endpoint but `/health` needs `Authorization: Bearer <token>`. Roles: "
+                "`reader` (list, get, download), `writer` (+ upload, delete, restore, "
+                "reprocess), `admin` (+ purge, dead letters, audit, plugins). A token for some "
+                "projects gets 404 for every other project's files.\n\n"
+                'Errors are always `{"error": {"code": "snake_case", "message": "..."}}`; each '
+                "response below lists the codes it can carry. Every response carries "
+                "`X-Request-ID` (the client's, when it sends a sane one). Any authenticated "
+                "operation may answer 401, 429 (too many failed authentications from the "
+                "address), 503 with `Retry-After` (the database is unreachable) and 400 "
+                "`invalid_character` (a NUL in the path or query). A path that matches no route "
+                "is 404 `not_found`; a method the path does not have is 405 "
+                "`method_not_allowed` with `Allow`. `HEAD` works wherever `GET` does."
+            ),
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+        },
+        "tags": [
+            {"name": "files", "description": "Upload, find, read, delete and reprocess files."},
+            {"name": "events", "description": "Events that could not be delivered."},
+            {"name": "audit", "description": "Who did what."},
+            {"name": "operations", "description": "Health, readiness and plugins."},
+            {"name": "documentation", "description": "This description."},
+        ],
+        "security": [{"bearer": []}],
+        "paths": _operations(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "`aecflow tokens create ...` prints one (`aecf_...`).",
+                }
+            },
+            "headers": {
+                "X-Request-ID": _header(
+                    "This request's id, also in the access log and the audit row.",
+                    {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                ),
+                "Retry-After": _header("Seconds to wait.", {"type": "integer", "minimum": 0}),
+                "Location": _header("Where the resource is.", {"type": "string"}),
+            },
+            "schemas": _schemas(),
+        },
+    }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_document())
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(_document())
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_page())
+
+
+# -- the page ---------------------------------------------------------------------------------
+
+METHODS = ("get", "post", "put", "patch", "delete")
+STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}
+h3{margin:2rem 0 .3rem;font-family:ui-monospace,monospace;font-size:1.05rem}
+.m{display:inline-block;min-width:4.2rem;padding:0 .4rem;border-radius:3px;color:#fff;
+text-align:center}.get{background:#2a7}.post{background:#27c}.delete{background:#c33}
+table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem}
+td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}code{font-family:ui-monospace,monospace;font-size:.9em;background:#f4f4f4;
+padding:0 .2rem}nav li{list-style:none}small{color:#666}
+"""
+
+
+def _md(text: str) -> str:
+    """The little Markdown the descriptions use: paragraphs and `code`."""
+    paragraphs = []
+    for paragraph in text.split("\n\n"):
+        parts = html.escape(paragraph).split("`")
+        inline = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+        paragraphs.append(f"<p>{inline}</p>")
+    return "".join(paragraphs)
+
+
+def _type(schema: Schema) -> str:
+    """A short, readable rendering of a schema (HTML): type, format, limits, enum."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        return f'<a href="#schema-{name}">{name}</a>'
+    if "allOf" in schema:
+        return _type(schema["allOf"][0])
+    if "anyOf" in schema:
+        base = {key: value for key, value in schema.items() if key != "anyOf"}
+        return " or ".join(_type(base | branch) for branch in schema["anyOf"])
+    if schema.get("maxLength") == 0:
+        return "empty"
+    kind = schema.get("type", "any")
+    text = html.escape(" | ".join(kind) if isinstance(kind, list) else kind)
+    if kind == "array":
+        text = f"array of {_type(schema.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in schema and "properties" not in schema:
+        text = f"object of {_type(schema['additionalProperties'])}"
+    notes = []
+    if "format" in schema:
+        notes.append(schema["format"])
+    if "enum" in schema:
+        notes.append(" | ".join(json.dumps(value) for value in schema["enum"]))
+    if "const" in schema:
+        notes.append(json.dumps(schema["const"]))
+    for key, label in (("minimum", "≥"), ("maximum", "≤"), ("maxLength", "length ≤")):
+        if key in schema:
+            notes.append(f"{label} {schema[key]}")
+    if len(schema.get("pattern", "")) <= 40 and "pattern" in schema:  # long ones: see the text
+        notes.append(f"matches {schema['pattern']}")
+    if "default" in schema:
+        notes.append(f"default {json.dumps(schema['default'])}")
+    return text + (f" <small>({html.escape('; '.join(notes))})</small>" if notes else "")
+
+
+def _operation_html(doc: dict[str, Any], path: str, method: str, op: Schema) -> str:
+    anchor = op["operationId"]
+    out = [
+        f'<h3 id="{anchor}"><span class="m {method}">{method.upper()}</span> '
+        f"{html.escape(path)}</h3>",
+        f"<b>{html.escape(op['summary'])}</b>",
+        _md(op.get("description", "")),
+    ]
+    if op.get("security") == []:
+        out.append("<p><small>No token needed.</small></p>")
+    if op.get("parameters"):
+        out.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th>what</th></tr>")
+        for p in op["parameters"]:
+            name = html.escape(p["name"])
+            if p.get("explode") and p["schema"].get("type") == "object":
+                name = "meta.&lt;key&gt;"
+            required = " <small>(required)</small>" if p.get("required") else ""
+            out.append(
+                f"<tr><td><code>{name}</code>{required}</td><td>{p['in']}</td>"
+                f"<td>{_type(p['schema'])}</td><td>{_md(p['description'])}</td></tr>"
+            )
+        out.append("</table>")
+    if "requestBody" in op:
+        body = op["requestBody"]
+        kinds = ", ".join(f"<code>{html.escape(k)}</code>" for k in body["content"])
+        out.append(f"<p><b>Body</b> ({kinds}): {html.escape(body.get('description', ''))}</p>")
+    out.append("<table><tr><th>status</th><th>body</th><th>headers</th><th>what</th></tr>")
+    for status, response in op["responses"].items():
+        content = response.get("content", {})
+        body = "; ".join(
+            f"{_type(media.get('schema', {}))} <small>{html.escape(kind)}</small>"
+            for kind, media in content.items()
+        )
+        headers = ", ".join(f"<code>{html.escape(h)}</code>" for h in response.get("headers", {}))
+        codes = response.get("x-error-codes")
+        what = _md(response["description"])
+        if codes:
+            what += "codes: " + ", ".join(f"<code>{html.escape(c)}</code>" for c in codes)
+        out.append(
+            f"<tr><td>{status}</td><td>{body or '—'}</td><td>{headers}</td><td>{what}</td></tr>"
+        )
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _schema_html(name: str, schema: Schema) -> str:
+    out = [f'<h3 id="schema-{name}">{name}</h3>']
+    if "description" in schema:
+        out.append(_md(schema["description"]))
+    properties = schema.get("properties", {})
+    if not properties:
+        out.append(f"<p>{_type(schema)}</p>")
+        return "\n".join(out)
+    required = set(schema.get("required", ()))
+    out.append("<table><tr><th>field</th><th>type</th><th>what</th></tr>")
+    for field, sub in properties.items():
+        mark = "" if field in required else " <small>(optional)</small>"
+        out.append(
+            f"<tr><td><code>{html.escape(field)}</code>{mark}</td><td>{_type(sub)}</td>"
+            f"<td>{_md(sub.get('description', ''))}</td></tr>"
+        )
+    out.append("</table>")
+    return "\n".join(out)
+
+
+@functools.cache
+def _page() -> str:
+    doc = _document()
+    info = doc["info"]
+    by_tag: dict[str, list[tuple[str, str, Schema]]] = {tag["name"]: [] for tag in doc["tags"]}
+    for path, item in doc["paths"].items():
+        for method in METHODS:
+            if method in item:
+                by_tag[item[method]["tags"][0]].append((path, method, item[method]))
+    nav, sections = [], []
+    for tag in doc["tags"]:
+        ops = by_tag[tag["name"]]
+        links = "".join(
+            f'<li><a href="#{op["operationId"]}"><span class="m {method}">{method.upper()}'
+            f"</span> {html.escape(path)}</a></li>"
+            for path, method, op in ops
+        )
+        nav.append(f"<li><b>{html.escape(tag['name'])}</b><ul>{links}</ul></li>")
+        sections.append(f'<h2 id="tag-{tag["name"]}">{html.escape(tag["name"])}</h2>')
+        sections.append(_md(tag["description"]))
+        sections.extend(_operation_html(doc, path, method, op) for path, method, op in ops)
+    schemas = "\n".join(
+        _schema_html(name, schema) for name, schema in doc["components"]["schemas"].items()
+    )
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(info['title'])} API</title><style>{STYLE}</style></head><body>"
+        f"<h1>{html.escape(info['title'])} API</h1><p><small>version "
+        f"{html.escape(info['version'])} · OpenAPI {doc['openapi']} at "
+        f'<a href="/openapi.json">/openapi.json</a></small></p>'
+        f"{_md(info['description'])}<nav><ul>{''.join(nav)}</ul></nav>"
+        f'{"".join(sections)}<h2 id="schemas">schemas</h2>{schemas}</body></html>\n'
+    )
