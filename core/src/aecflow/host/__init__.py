@@ -7,6 +7,7 @@ uvicorn.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -83,6 +84,9 @@ def create_app(
             extra: list = []
             await flow.plugins.broadcast("register_routes", routes=extra, flow=flow)
             app.router.routes.extend(extra)
+            # Everything allocated so far lives as long as the app: keep the collector from
+            # walking it again and again (gen-2 pauses of 100+ ms were seen under load).
+            gc.freeze()
             yield
 
     routes = list(ROUTES)
