@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import leases
 from aecflow.audit import Operation
-from aecflow.breaker import CircuitBreaker, State
+from aecflow.breaker import CircuitBreaker
 from aecflow.db.schema import outbox
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.observe import Observation
@@ -329,13 +329,3 @@ async def _first(stop: asyncio.Event, wake: asyncio.Event, delay: float) -> None
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def breaker_state_observation(name: str, old: State, new: State) -> Observation:
-    return Observation(
-        "breaker.transition",
-        0.0,
-        new.value,
-        None,
-        {"breaker": name, "from": old.value, "to": new.value},
-    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aecflow.errors import TooLarge
@@ -73,7 +73,3 @@ async def file_chunks(path: Path, chunk_size: int = CHUNK) -> AsyncIterator[byte
 async def aiter_bytes(data: bytes, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
     for start in range(0, len(data), chunk_size):
         yield data[start : start + chunk_size]
-
-
-def as_async_iterator(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    return aiter(chunks)

@@ -13,12 +13,14 @@ import datetime as dt
 import functools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from aecflow import tokens
 from aecflow.actor import Actor, acting_as
+from aecflow.audit import Operation
 from aecflow.host.errors import error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -55,8 +57,6 @@ class FailureLimiter:
 
 def request_actor(request: Request, base: Actor) -> Actor:
     """``base`` plus what this request says about where it comes from."""
-    from dataclasses import replace
-
     client = request.client.host if request.client else None
     return replace(
         base,
@@ -118,7 +118,6 @@ def _has_nul(request: Request) -> bool:
 
 
 def _denied_row(flow, failure: tokens.AuthFailure, request: Request) -> dict:
-    from aecflow.audit import Operation
-
+    """The audit row of a refused authentication (no transaction of a caller to join)."""
     op = Operation(flow.audit, "auth.failed", True, details={"path": request.url.path})
     return op.row("denied", failure.code)
