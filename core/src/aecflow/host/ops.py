@@ -25,7 +25,7 @@ async def ready(request: Request) -> Response:
     """Database and storage reachable, every circuit's state; 503 when not ready."""
     flow: Flow = request.app.state.flow
     checks: dict[str, dict[str, str]] = {}
-    for name, check in (("database", flow.check_database), ("storage", flow.storage.check)):
+    for name, check in (("database", flow.check_database), ("storage", _storage_check(flow))):
         try:
             await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
             checks[name] = {"status": "ok"}
@@ -38,6 +38,22 @@ async def ready(request: Request) -> Response:
     return JSONResponse(
         body, 200 if is_ready else 503, headers=None if is_ready else {"Retry-After": "5"}
     )
+
+
+def _storage_check(flow: Flow):
+    """Storage's readiness check, run through its breaker when the breaker admits a call: a
+    load balancer that drains instances answering 503 sends no other traffic, so /ready
+    itself must be the probe that closes an open circuit."""
+    breaker = flow.breakers["storage"]
+
+    async def check() -> None:
+        if breaker.allow():
+            async with breaker:
+                await flow.storage.check()
+        else:
+            await flow.storage.check()
+
+    return check
 
 
 async def plugins(request: Request) -> Response:
