@@ -13,15 +13,9 @@ from aecflow.host import create_app
 
 
 @contextlib.asynccontextmanager
-async def live_host(
-    settings: Settings,
-    *,
-    plugins=None,
-    worker: bool | None = None,
-) -> AsyncIterator[tuple[str, object]]:
-    """Serve the host on a free loopback port; yields (base URL, the Starlette app)."""
-    app = create_app(settings, plugins=plugins, worker=worker)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+async def serve_app(app: object, *, lifespan: str = "off") -> AsyncIterator[str]:
+    """Run any ASGI ``app`` under uvicorn on a free loopback port; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -31,10 +25,23 @@ async def live_host(
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}", app
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def live_host(
+    settings: Settings,
+    *,
+    plugins=None,
+    worker: bool | None = None,
+) -> AsyncIterator[tuple[str, object]]:
+    """Serve the aecflow host on a free loopback port; yields (base URL, the Starlette app)."""
+    app = create_app(settings, plugins=plugins, worker=worker)
+    async with serve_app(app, lifespan="on") as url:
+        yield url, app
 
 
 class TcpProxy:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
-from aecflow.db.schema import outbox
 from aecflow.dispatcher import Dispatcher
 from aecflow.flow import Flow
 from aecflow.streams import aiter_bytes
 
 from . import engine_plugin
 from .conftest import make_settings
+from .delivery import deliver_until, outbox_rows
 
 PLUGINS = [("engine_plugin", engine_plugin)]
 
@@ -30,21 +27,6 @@ def outbox_settings(tmp_path: Path, database_url: str, fail_times: int, **overri
     )
 
 
-async def rows(flow: Flow) -> list[dict]:
-    async with flow.engine.connect() as conn:
-        result = await conn.execute(sa.select(outbox).order_by(outbox.c.id))
-        return [dict(row) for row in result.mappings()]
-
-
-async def deliver_until(flow: Flow, done, timeout_s: float = 20.0) -> None:
-    dispatcher = Dispatcher(flow)
-    deadline = time.monotonic() + timeout_s
-    while not done(await rows(flow)):
-        assert time.monotonic() < deadline, await rows(flow)
-        await dispatcher.deliver_once("flaky", flow.notifiers["flaky"])
-        await asyncio.sleep(0.01)
-
-
 async def test_failing_destination_recovers_and_gets_the_event_once(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -52,9 +34,9 @@ async def test_failing_destination_recovers_and_gets_the_event_once(
         outbox_settings(tmp_path, database_url, fail_times=2), plugins=PLUGINS
     ) as flow:
         record = await flow.ingest("p1", "a.bin", aiter_bytes(b"data"))
-        [before] = await rows(flow)
+        [before] = await outbox_rows(flow)
         await deliver_until(flow, lambda r: r[0]["status"] == "delivered")
-        [after] = await rows(flow)
+        [after] = await outbox_rows(flow)
         notifier = flow.notifiers["flaky"]
     assert notifier.calls == 3
     assert [event.id for event in notifier.delivered] == [before["event_id"]]
@@ -77,17 +59,17 @@ async def test_breaker_stops_spending_attempts_then_dead_letters_and_redelivers(
         while breaker.state.value == "closed":
             await dispatcher.deliver_once("flaky", notifier)
             await asyncio.sleep(0.03)
-        [row] = await rows(flow)
+        [row] = await outbox_rows(flow)
         assert row["attempts"] == 3 and notifier.calls == 3
         # while open: nothing is claimed, no attempt is spent, the event stays pending
         for _ in range(5):
             assert await dispatcher.deliver_once("flaky", notifier) == 0
-        [row] = await rows(flow)
+        [row] = await outbox_rows(flow)
         assert (row["attempts"], row["status"], notifier.calls) == (3, "pending", 3)
         assert breaker.snapshot()["state"] == "open"
 
         await deliver_until(flow, lambda r: r[0]["status"] == "dead")
-        [row] = await rows(flow)
+        [row] = await outbox_rows(flow)
         assert row["attempts"] == 6, "dead only after the configured attempts"
         assert "destination unreachable" in row["last_error"]
         dead = await flow.dead_letters()

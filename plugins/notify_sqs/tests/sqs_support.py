@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from aecflow.config import Settings
-from aecflow.db.schema import outbox
-from aecflow.dispatcher import Dispatcher
-from aecflow.flow import Flow
 from tests.conftest import make_settings
+from tests.delivery import all_delivered, deliver_until, outbox_rows  # noqa: F401 - re-exported
 
 REGION = "us-east-1"
 
@@ -71,35 +64,3 @@ def event_ids(messages: list[dict[str, Any]]) -> list[str]:
 
 def bodies(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in messages]
-
-
-async def outbox_rows(flow: Flow, destination: str | None = None) -> list[dict[str, Any]]:
-    stmt = sa.select(outbox).order_by(outbox.c.id)
-    if destination:
-        stmt = stmt.where(outbox.c.destination == destination)
-    async with flow.engine.connect() as conn:
-        return [dict(row) for row in (await conn.execute(stmt)).mappings()]
-
-
-async def deliver_until(
-    flow: Flow,
-    done: Callable[[list[dict[str, Any]]], bool],
-    *,
-    dispatcher: Dispatcher | None = None,
-    timeout_s: float = 20.0,
-) -> Dispatcher:
-    """Run delivery rounds for every destination until ``done(rows)`` holds."""
-    dispatcher = dispatcher or Dispatcher(flow)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = await outbox_rows(flow)
-        if done(rows):
-            return dispatcher
-        assert time.monotonic() < deadline, rows
-        for name, notifier in flow.notifiers.items():
-            await dispatcher.deliver_once(name, notifier)
-        await asyncio.sleep(0.01)
-
-
-def all_delivered(rows: list[dict[str, Any]]) -> bool:
-    return bool(rows) and all(row["status"] == "delivered" for row in rows)

@@ -7,28 +7,22 @@ script, so tests can make an endpoint fail, hang, redirect or vanish, then recov
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from aecflow.config import Settings
-from aecflow.db.schema import outbox
-from aecflow.dispatcher import Dispatcher
-from aecflow.flow import Flow
 from aecflow.notify import Event
 from aecflow_notify_webhook import WebhookVerificationError, verify
 from tests.conftest import make_settings
+from tests.delivery import all_delivered, deliver_until, outbox_rows  # noqa: F401 - re-exported
+from tests.live import serve_app
 
 #: What the receiver answers: a status, a status with headers, or HANG (never answer).
 HANG = "hang"
@@ -115,23 +109,7 @@ class Receiver:
         )
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+serve = serve_app  # a receiver app on a free loopback port
 
 
 def hook_settings(
@@ -149,38 +127,6 @@ def hook_settings(
 
 def webhook(receiver: Receiver, **options: Any) -> dict[str, Any]:
     return {"backend": "webhook", "url": receiver.url, "secret": receiver.secrets[0]} | options
-
-
-async def outbox_rows(flow: Flow, destination: str | None = None) -> list[dict[str, Any]]:
-    stmt = sa.select(outbox).order_by(outbox.c.id)
-    if destination:
-        stmt = stmt.where(outbox.c.destination == destination)
-    async with flow.engine.connect() as conn:
-        return [dict(row) for row in (await conn.execute(stmt)).mappings()]
-
-
-async def deliver_until(
-    flow: Flow,
-    done: Callable[[list[dict[str, Any]]], bool],
-    *,
-    dispatcher: Dispatcher | None = None,
-    timeout_s: float = 20.0,
-) -> Dispatcher:
-    """Run delivery rounds for every destination until ``done(rows)`` holds."""
-    dispatcher = dispatcher or Dispatcher(flow)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = await outbox_rows(flow)
-        if done(rows):
-            return dispatcher
-        assert time.monotonic() < deadline, rows
-        for name, notifier in flow.notifiers.items():
-            await dispatcher.deliver_once(name, notifier)
-        await asyncio.sleep(0.01)
-
-
-def all_delivered(rows: list[dict[str, Any]]) -> bool:
-    return bool(rows) and all(row["status"] == "delivered" for row in rows)
 
 
 def sample_event(event_id: str, **attributes: str) -> Event:

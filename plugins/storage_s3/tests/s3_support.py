@@ -29,6 +29,7 @@ from moto.server import ThreadedMotoServer
 
 from aecflow.config import Settings
 from aecflow_storage_s3 import S3Storage, S3StorageConfig
+from tests.live import live_host  # noqa: F401 - re-exported for the S3 tests
 
 MIB = 1024 * 1024
 ACCESS_KEY = "testing"
@@ -282,28 +283,6 @@ class PresignGateway:
 
 
 # -- the aecflow host ----------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def live_host(settings: Settings) -> AsyncIterator[tuple[str, Any]]:
-    """Serve the aecflow host on a free loopback port; yields (base URL, the Starlette app)."""
-    from aecflow.host import create_app
-
-    app = create_app(settings)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        await task
 
 
 def host_settings(data_dir: Any, database_url: str, storage: Mapping[str, Any]) -> Settings:
