@@ -553,48 +553,36 @@ class Flow:
 
     async def delete(self, file_id: str) -> FileRecord:
         """Soft delete: hidden from listings and downloads until restored or purged."""
-        with self._timed("flow.delete"):
-            async with self.audit.operation("file.delete", read_only=False, file_id=file_id) as op:
-                actors.current().require(Role.WRITER, "deleting files")
-                now = utcnow()
-                async with self.engine.begin() as conn:
-                    record = await self._require(conn, file_id)
-                    op.note(project=record.project, storage_key=record.storage_key)
-                    if record.purged:
-                        raise Conflict(f"file {file_id!r} was purged", code="file_purged")
-                    if not record.deleted:
-                        await conn.execute(
-                            sa.update(files)
-                            .where(files.c.id == file_id)
-                            .values(deleted_at=now, updated_at=now)
-                        )
-                        record = await self._require(conn, file_id)
-                        await self.announce(conn, "file.deleted", record, now)
-                    await op.write(conn)
-                self._wake()
-                return record
+        return await self._set_deleted(file_id, deleted=True)
 
     async def restore(self, file_id: str) -> FileRecord:
-        with self._timed("flow.restore"):
-            async with self.audit.operation("file.restore", read_only=False, file_id=file_id) as op:
-                actors.current().require(Role.WRITER, "restoring files")
+        """Undo a soft delete (a purged file cannot come back)."""
+        return await self._set_deleted(file_id, deleted=False)
+
+    async def _set_deleted(self, file_id: str, *, deleted: bool) -> FileRecord:
+        """Soft-delete or restore; idempotent, announced and audited with the change."""
+        verb = "delete" if deleted else "restore"
+        with self._timed(f"flow.{verb}"):
+            async with self.audit.operation(f"file.{verb}", read_only=False, file_id=file_id) as op:
+                actors.current().require(
+                    Role.WRITER, "deleting files" if deleted else "restoring files"
+                )
                 now = utcnow()
                 async with self.engine.begin() as conn:
                     record = await self._require(conn, file_id)
                     op.note(project=record.project, storage_key=record.storage_key)
                     if record.purged:
-                        raise Conflict(
-                            f"file {file_id!r} was purged and cannot be restored",
-                            code="file_purged",
-                        )
-                    if record.deleted:
+                        why = "" if deleted else " and cannot be restored"
+                        raise Conflict(f"file {file_id!r} was purged{why}", code="file_purged")
+                    if record.deleted != deleted:
                         await conn.execute(
                             sa.update(files)
                             .where(files.c.id == file_id)
-                            .values(deleted_at=None, updated_at=now)
+                            .values(deleted_at=now if deleted else None, updated_at=now)
                         )
                         record = await self._require(conn, file_id)
-                        await self.announce(conn, "file.restored", record, now)
+                        event = "file.deleted" if deleted else "file.restored"
+                        await self.announce(conn, event, record, now)
                     await op.write(conn)
                 self._wake()
                 return record
