@@ -9,10 +9,19 @@ hidden so that no test can reach a real account.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from s3_support import Bucket, MotoServer, new_bucket
+
+# pytest puts the repository root on sys.path only when it collects the top-level ``tests``
+# package; make it importable when this plugin's tests run on their own too.
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from s3_support import Bucket, MotoServer, new_bucket  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -43,57 +52,6 @@ def bucket(moto: MotoServer) -> Bucket:
     return new_bucket(moto, "eu-central-1")
 
 
-# -- databases for the journey over HTTP ---------------------------------------------------
+# -- databases for the journey over HTTP: the repository's own fixtures ------------------
 
-LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-
-
-async def _admin(url: str, statement: str | None = None) -> str | None:
-    """Run ``statement`` on ``url`` (or just connect); the problem as text, or ``None``."""
-    import sqlalchemy as sa
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(sa.text(statement or "SELECT 1"))
-        return None
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        await engine.dispose()
-
-
-def _run(coro):
-    import asyncio
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this session (skipped loudly without a server)."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    admin = os.environ.get("AECFLOW_TEST_DATABASE_URL", LOCAL_POSTGRES)
-    problem = _run(_admin(admin))
-    if problem:
-        reason = f"PostgreSQL not reachable at {admin}: {problem}"
-        if os.environ.get("AECFLOW_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"AECFLOW_REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {reason} (set AECFLOW_TEST_DATABASE_URL)")
-    name = f"aecflow_s3_test_{uuid.uuid4().hex[:12]}"
-    _run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    yield sa.engine.make_url(admin).set(database=name).render_as_string(hide_password=False)
-    _run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'aecflow.db'}"
-    return request.getfixturevalue("postgres_url")
+from tests.conftest import database_url, postgres_url  # noqa: E402, F401
