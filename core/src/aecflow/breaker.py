@@ -13,9 +13,10 @@ concurrency because no method awaits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
@@ -257,3 +258,31 @@ class CircuitBreaker:
                 self._on_transition(self.name, old, new)
             except Exception:
                 log.exception("circuit %s: on_transition callback failed", self.name)
+
+
+def settle(breaker: CircuitBreaker, exc: BaseException, *, blame_caller: bool) -> None:
+    """Tell ``breaker`` how a call it admitted ended with ``exc``.
+
+    Cancellation and failures the caller caused (a client gone, a size limit) say nothing
+    about the dependency's health: the admission is released without a verdict.
+    """
+    if blame_caller or not isinstance(exc, Exception):
+        breaker.release()
+    elif is_health_failure(exc):
+        breaker.record_failure(exc)
+    else:
+        breaker.record_success()
+
+
+@contextlib.contextmanager
+def admitted(
+    breaker: CircuitBreaker, *, caller_failed: Callable[[], bool] = lambda: False
+) -> Iterator[None]:
+    """Run one call to the dependency through ``breaker`` (raises at once while it is open)."""
+    breaker.acquire()
+    try:
+        yield
+    except BaseException as exc:
+        settle(breaker, exc, blame_caller=caller_failed())
+        raise
+    breaker.record_success()

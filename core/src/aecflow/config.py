@@ -24,6 +24,7 @@ import pydantic
 from aecflow.errors import ConfigError
 
 ENV_PREFIX = "AECFLOW_"
+MiB = 1024**2
 GiB = 1024**3
 
 
@@ -105,6 +106,13 @@ class UploadSettings(_Section):
     #: Uploads the host receives at once; more get 503 with Retry-After. Memory per upload is
     #: about one 1 MiB chunk per storage write in flight, so this bounds upload memory.
     max_concurrent: int = pydantic.Field(64, ge=1)
+    #: Part size of resumable upload sessions when the client does not choose one; grown so a
+    #: file never needs more than 10,000 parts (S3's limit).
+    part_size: int = pydantic.Field(16 * MiB, ge=5 * MiB, le=5 * GiB)
+    #: Seconds an upload session stays open; then it expires and its parts are removed.
+    session_ttl_s: float = pydantic.Field(24 * 3600.0, gt=0)
+    #: How often a worker removes the parts of expired and aborted sessions.
+    sweep_interval_s: float = pydantic.Field(60.0, gt=0)
 
 
 class AuditSettings(_Section):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from aecflow import actor as actors
 from aecflow import catalog, events, telemetry, tokens, validation
 from aecflow.actor import Role
 from aecflow.audit import AuditLog, Operation
-from aecflow.breaker import CircuitBreaker, State, is_health_failure
+from aecflow.breaker import CircuitBreaker, State, settle
 from aecflow.catalog import FileQuery
 from aecflow.components import (
     ProcessorBinding,
@@ -39,13 +39,14 @@ from aecflow.db import engine as db
 from aecflow.db.schema import files, jobs, outbox
 from aecflow.dispatcher import Dispatcher
 from aecflow.errors import Conflict, InvalidInput, NotFound
-from aecflow.ids import uuid7
+from aecflow.ids import looks_like_id, uuid7
 from aecflow.notify import Notifier
 from aecflow.observe import Observation, timed
 from aecflow.plugins import PluginHost
 from aecflow.processing import Outcome
 from aecflow.records import FileRecord, FileStatus, Page
-from aecflow.storage import Storage
+from aecflow.sessions import UploadSessions
+from aecflow.storage import AssembledObject, Storage, StoredObject
 from aecflow.streams import HEAD_BYTES, LimitedStream, file_chunks, read_head
 from aecflow.tokens import TokenInfo
 from aecflow.worker import Worker
@@ -95,6 +96,8 @@ class Flow:
         self.audit = AuditLog(engine, hash_chain=settings.audit.hash_chain)
         self.worker: Worker | None = None
         self.dispatcher: Dispatcher | None = None
+        #: Resumable upload sessions (the host's ``/v1/uploads`` routes).
+        self.uploads = UploadSessions(self)
 
     @classmethod
     @asynccontextmanager
@@ -143,6 +146,7 @@ class Flow:
             tasks = [
                 asyncio.create_task(self.worker.run(stop), name="aecflow worker"),
                 asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher"),
+                asyncio.create_task(self.uploads.run_sweeper(stop), name="aecflow upload sweep"),
             ]
         try:
             yield
@@ -203,7 +207,7 @@ class Flow:
 
     async def _require(self, conn: AsyncConnection, file_id: str) -> FileRecord:
         """The file, if it exists for the current actor (other projects' files do not)."""
-        record = await catalog.get(conn, file_id) if _looks_like_id(file_id) else None
+        record = await catalog.get(conn, file_id) if looks_like_id(file_id) else None
         if record is None or not actors.current().sees(record.project):
             raise NotFound(f"file {file_id!r} does not exist", code="file_not_found")
         return record
@@ -264,7 +268,7 @@ class Flow:
                             metadata={"project": project, "file-id": file_id},
                         )
                 except BaseException as exc:
-                    _settle(breaker, exc, blame_caller=source.source_failed)
+                    settle(breaker, exc, blame_caller=source.source_failed)
                     raise
                 breaker.record_success()
                 timer.attributes["bytes"] = stored.size
@@ -276,7 +280,7 @@ class Flow:
                             f"{stored.sha256}",
                             code="checksum_mismatch",
                         )
-                    return await self._commit_new_file(
+                    return await self.publish(
                         file_id, project, filename, content_type, meta, stored, binding, op
                     )
                 except BaseException:
@@ -295,17 +299,21 @@ class Flow:
         except Exception:
             log.exception("could not remove object %s after a failed ingest", key)
 
-    async def _commit_new_file(
+    async def publish(
         self,
-        file_id,
-        project,
-        filename,
-        content_type,
-        meta,
-        stored,
+        file_id: str,
+        project: str,
+        filename: str,
+        content_type: str | None,
+        meta: Mapping[str, Any],
+        stored: StoredObject | AssembledObject,
         binding: ProcessorBinding | None,
         op: Operation,
+        *,
+        also: Callable[[AsyncConnection, dt.datetime], Awaitable[None]] | None = None,
     ) -> FileRecord:
+        """Record a stored object as a new file, queue its processing and announce it: one
+        transaction (with ``also``, a caller's own change that must commit with it)."""
         now = utcnow()
         processing: dict[str, Any] = {"processor": binding.processor.name if binding else None}
         if binding is None:
@@ -330,6 +338,8 @@ class Flow:
             )
             if binding is not None:
                 await self._enqueue_job(conn, file_id, binding.processor.name, now)
+            if also is not None:
+                await also(conn, now)
             record = await self._require(conn, file_id)
             await self.announce(conn, "file.stored", record, now)
             await op.write(conn)
@@ -646,15 +656,3 @@ def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _settle(breaker: CircuitBreaker, exc: BaseException, *, blame_caller: bool) -> None:
-    """Tell ``breaker`` how a call it admitted ended with ``exc``."""
-    if blame_caller or not isinstance(exc, Exception):
-        breaker.release()
-    elif is_health_failure(exc):
-        breaker.record_failure(exc)
-    else:
-        breaker.record_success()
-
-
-def _looks_like_id(value: str) -> bool:
-    return isinstance(value, str) and len(value) == 36 and value.count("-") == 4

@@ -33,3 +33,8 @@ def uuid7() -> str:
     rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     value = (now_ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
     return str(uuid.UUID(int=value))
+
+
+def looks_like_id(value: object) -> bool:
+    """Whether ``value`` has the shape of an id (checked before it reaches a query)."""
+    return isinstance(value, str) and len(value) == 36 and value.count("-") == 4

@@ -8,8 +8,9 @@ by a user's filename.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,49 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    """One part of a multipart upload as the backend holds it."""
+
+    number: int
+    size: int
+    #: Hex SHA-256 of the part's bytes when the backend knows it (always, for ``put_part``).
+    sha256: str | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartTarget:
+    """Where a client sends one part itself: a presigned request straight to the backend."""
+
+    url: str
+    method: str = "PUT"
+    #: Headers the client must send exactly (they are part of the signature).
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AssembledObject:
+    """What ``complete_multipart`` published."""
+
+    key: str
+    size: int
+    #: Hex SHA-256 of the whole object, or ``None`` when the backend never saw the bytes
+    #: (parts sent straight to it by the client).
+    sha256: str | None
+    etag: str | None = None
+    version: str | None = None
+
+
+#: Where the default multipart implementation stages parts (never a project: those cannot
+#: start with a dot).
+STAGING_PREFIX = ".uploads"
+
+
+def staging_key(upload_id: str, number: int) -> str:
+    return f"{STAGING_PREFIX}/{upload_id}/{number:05d}"
+
+
 class Storage(ABC):
     """A place to keep objects.
 
@@ -52,6 +96,8 @@ class Storage(ABC):
 
     #: The registered backend name, set by the registry when the factory builds the instance.
     name: str = ""
+    #: Clients send upload parts straight to the backend (``part_url``), not through the host.
+    direct_upload: bool = False
 
     @abstractmethod
     async def put(
@@ -104,3 +150,83 @@ class Storage(ABC):
 
     async def close(self) -> None:
         """Release clients and connections."""
+
+    # -- multipart uploads (resumable upload sessions) ------------------------------------
+    #
+    # The defaults work on any backend: each part is staged as an object of its own and the
+    # parts are joined into ``key`` on completion, which writes every byte twice. Backends
+    # with a native multipart upload override all of them (S3 also sets ``direct_upload`` and
+    # answers ``part_url`` so that the bytes never pass through the host).
+
+    async def create_multipart(
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        part_checksums: bool = False,
+    ) -> str:
+        """Begin a multipart upload of ``key``; returns the backend's handle for it.
+
+        ``part_checksums``: every part will come with its SHA-256, which the backend should
+        verify (S3: ``x-amz-checksum-sha256``).
+        """
+        return uuid.uuid4().hex
+
+    async def put_part(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, offset: int
+    ) -> PartInfo:
+        """Store part ``number`` (its first byte is at ``offset`` in the file), replacing an
+        earlier copy; like ``put``, nothing of it is kept if ``chunks`` raises."""
+        stored = await self.put(staging_key(upload_id, number), chunks)
+        return PartInfo(number, stored.size, stored.sha256, stored.etag)
+
+    async def part_url(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        *,
+        expires: dt.timedelta,
+        sha256: str | None = None,
+    ) -> PartTarget | None:
+        """A request the client can send part ``number`` with, or ``None`` (send it to the
+        host). ``sha256`` (hex), when given, must be enforced by the backend."""
+        return None
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        """The parts the backend holds, by number. Sizes and etags only: the core keeps the
+        checksums of parts it received itself."""
+        parts = [
+            PartInfo(int(info.key.rsplit("/", 1)[1]), info.size, etag=info.etag)
+            async for info in self.list(f"{STAGING_PREFIX}/{upload_id}/")
+        ]
+        return sorted(parts, key=lambda part: part.number)
+
+    async def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[PartInfo],
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> AssembledObject:
+        """Publish ``parts`` (all of them, in order) as ``key`` atomically."""
+
+        async def joined() -> AsyncIterator[bytes]:
+            for part in parts:
+                async for chunk in self.open(staging_key(upload_id, part.number)):
+                    yield chunk
+
+        total = sum(part.size for part in parts)
+        stored = await self.put(
+            key, joined(), size=total, content_type=content_type, metadata=metadata
+        )
+        await self.abort_multipart(key, upload_id)
+        return AssembledObject(key, stored.size, stored.sha256, stored.etag, stored.version)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Remove every part of the upload; aborting twice (or after completion) is fine."""
+        async for info in self.list(f"{STAGING_PREFIX}/{upload_id}/"):
+            await self.delete(info.key)

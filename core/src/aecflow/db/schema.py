@@ -174,3 +174,51 @@ audit_log = sa.Table(
     sa.Index(None, "actor", "id"),
     sa.Index(None, "file_id"),
 )
+
+uploads = sa.Table(
+    "uploads",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("project", sa.String(64), nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    #: The whole file's SHA-256 as the client declared it (required for direct sessions).
+    sa.Column("sha256", sa.String(64)),
+    sa.Column("part_size", sa.BigInteger, nullable=False),
+    sa.Column("part_count", sa.Integer, nullable=False),
+    #: Hex SHA-256 of each part, when the client declared them (signed into S3 part URLs).
+    sa.Column("part_sha256", JSON),
+    sa.Column("content_type", sa.String(255)),
+    sa.Column("meta", JSON, nullable=False),
+    sa.Column("transport", sa.String(16), nullable=False),  # direct | host
+    sa.Column("storage_backend", sa.String(64), nullable=False),
+    sa.Column("storage_key", sa.String(1024), nullable=False),
+    #: The backend's handle of its multipart upload (S3's UploadId).
+    sa.Column("storage_upload_id", sa.String(1024), nullable=False),
+    #: The id the file gets when the session completes (fixed up front: it is in the key).
+    sa.Column("file_id", ID, nullable=False, unique=True),
+    # open | completing | completed | aborted | expired
+    sa.Column("status", sa.String(16), nullable=False),
+    #: While ``completing``: until when the completing request owns the session.
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    #: When the backend's parts were removed (aborted or expired sessions).
+    sa.Column("cleaned_at", UTCDateTime),
+    sa.Index(None, "status", "expires_at"),
+    sa.Index(None, "project", "status", "id"),
+)
+
+upload_parts = sa.Table(
+    "upload_parts",
+    metadata,
+    sa.Column(
+        "upload_id", ID, sa.ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("etag", sa.String(1024)),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+)

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
-from aecflow.host import files, openapi, ops
+from aecflow.host import files, openapi, ops, sessions
 from aecflow.host.auth import Endpoint, FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
 from aecflow.host.middleware import RequestContext
@@ -57,6 +57,26 @@ ROUTES = [
     Route("/v1/files/{file_id}/content", authenticated(files.content)),
     Route("/v1/files/{file_id}/restore", authenticated(files.restore_file), methods=["POST"]),
     Route("/v1/files/{file_id}/reprocess", authenticated(files.reprocess_file), methods=["POST"]),
+    Route(
+        "/v1/projects/{project}/uploads",
+        authenticated(by_method(GET=sessions.list_sessions, POST=sessions.open_session)),
+        methods=["GET", "POST"],
+    ),
+    Route(
+        "/v1/uploads/{upload_id}",
+        authenticated(by_method(GET=sessions.get_session, DELETE=sessions.abort_session)),
+        methods=["GET", "DELETE"],
+    ),
+    Route(
+        "/v1/uploads/{upload_id}/parts/{number:int}",
+        authenticated(sessions.put_part),
+        methods=["PUT"],
+    ),
+    Route(
+        "/v1/uploads/{upload_id}/complete",
+        authenticated(sessions.complete_session),
+        methods=["POST"],
+    ),
     Route("/openapi.json", authenticated(openapi.openapi_json)),
     Route("/docs", authenticated(openapi.docs)),
 ]

@@ -1,0 +1,733 @@
+"""Resumable upload sessions: one file sent as numbered parts, surviving dropped connections.
+
+The session row is the server's record of what is expected (size, part size, checksums); it is
+what a client asks after an interruption to learn which parts to send again. Parts the host
+receives are hashed while they stream and recorded in ``upload_parts``; parts a client sends
+straight to the storage backend (S3 presigned URLs) are learned from the backend itself.
+
+Completing publishes the file in the same transaction as a streamed upload (file row, job,
+events, audit) and marks the session completed inside it, so completing twice returns the same
+file and never publishes two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import logging
+import math
+from collections.abc import AsyncIterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from aecflow import actor as actors
+from aecflow import validation
+from aecflow.actor import Role
+from aecflow.audit import Operation
+from aecflow.breaker import admitted
+from aecflow.db.schema import upload_parts, uploads
+from aecflow.errors import AecflowError, Conflict, InvalidInput, NotFound, TooLarge
+from aecflow.ids import looks_like_id, uuid7
+from aecflow.records import FileRecord
+from aecflow.storage import AssembledObject, PartInfo, PartTarget
+from aecflow.streams import HEAD_BYTES
+
+if TYPE_CHECKING:
+    from aecflow.flow import Flow
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+#: S3's limits, which every backend is held to so that sessions move between backends.
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * 1024 * MiB
+MAX_PARTS = 10_000
+#: How long one ``complete`` call owns a session before another may take over.
+COMPLETE_LEASE = dt.timedelta(minutes=15)
+#: Sessions cleaned per sweep round.
+SWEEP_BATCH = 100
+
+
+class Status:
+    OPEN = "open"
+    COMPLETING = "completing"
+    COMPLETED = "completed"
+    ABORTED = "aborted"
+    EXPIRED = "expired"
+
+
+class UploadExpired(AecflowError):
+    """The session outlived ``[uploads] session_ttl_s``; its parts are gone."""
+
+    code = "upload_expired"
+    http_status = 410
+    exit_code = 4
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def choose_part_size(size: int, requested: int | None, default: int) -> int:
+    """The client's part size when valid, else ``default`` grown (by doubling) to fit the file
+    in ``MAX_PARTS``."""
+    if requested is not None:
+        if not MIN_PART_SIZE <= requested <= MAX_PART_SIZE:
+            raise InvalidInput(
+                f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes, "
+                f"got {requested}",
+                code="invalid_part_size",
+            )
+        if math.ceil(size / requested) > MAX_PARTS:
+            raise InvalidInput(
+                f"part_size {requested} cuts a file of {size} bytes into more than "
+                f"{MAX_PARTS} parts",
+                code="invalid_part_size",
+            )
+        return requested
+    part_size = max(default, MIN_PART_SIZE)
+    while math.ceil(size / part_size) > MAX_PARTS:
+        part_size *= 2
+    return part_size
+
+
+def part_length(row: Mapping[str, Any], number: int) -> int:
+    """How many bytes part ``number`` (from 1) of the session must have."""
+    start = (number - 1) * row["part_size"]
+    return min(row["part_size"], row["size"] - start)
+
+
+class ExactStream:
+    """Passes ``chunks`` through, refusing (``part_size_mismatch``) a part that is longer or
+    shorter than ``expected``, and hashing it on the way."""
+
+    def __init__(self, chunks: AsyncIterable[bytes], expected: int, number: int) -> None:
+        self._chunks = aiter(chunks)
+        self._expected = expected
+        self._number = number
+        self.seen = 0
+        self.sha256 = hashlib.sha256()
+        self.source_failed = False
+
+    def __aiter__(self) -> ExactStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            try:
+                chunk = bytes(await anext(self._chunks))
+            except StopAsyncIteration:
+                if self.seen != self._expected:
+                    raise self._mismatch() from None
+                raise
+            self.seen += len(chunk)
+            if self.seen > self._expected:
+                raise self._mismatch()
+            self.sha256.update(chunk)
+            return chunk
+        except StopAsyncIteration:
+            raise
+        except BaseException:
+            self.source_failed = True
+            raise
+
+    def _mismatch(self) -> InvalidInput:
+        got = f"{self.seen} bytes" if self.seen <= self._expected else "more"
+        return InvalidInput(
+            f"part {self._number} must be {self._expected} bytes; received {got}",
+            code="part_size_mismatch",
+        )
+
+
+class UploadSessions:
+    """Open, fill, complete, abort and sweep upload sessions of one flow."""
+
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+
+    @property
+    def _storage(self):
+        return self.flow.storage
+
+    # -- opening and reading ---------------------------------------------------------------
+
+    async def open(
+        self,
+        project: str,
+        filename: str,
+        size: int,
+        *,
+        sha256: str | None = None,
+        part_size: int | None = None,
+        part_sha256: Sequence[str] | None = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Open a session for a file of ``size`` bytes; returns its view (with part targets)."""
+        flow = self.flow
+        async with flow.audit.operation(
+            "upload.open", read_only=False, project=str(project)[:64]
+        ) as op:
+            project = validation.project_name(project)
+            who = actors.current()
+            who.require_project(project)
+            who.require(Role.WRITER, "uploading")
+            filename = validation.filename(filename)
+            meta = validation.metadata(metadata)
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise InvalidInput("size must be a positive number of bytes", code="invalid_size")
+            if size > flow.settings.uploads.max_size:
+                raise TooLarge(
+                    f"a file of {size} bytes is larger than the limit of "
+                    f"{flow.settings.uploads.max_size} bytes"
+                )
+            declared = validation.sha256_hex(sha256) if sha256 else None
+            direct = self._storage.direct_upload
+            if direct and declared is None:
+                raise InvalidInput(
+                    "sha256 is required: parts go straight to storage, so the server never "
+                    "sees the bytes to compute it",
+                    code="sha256_required",
+                )
+            part_size = choose_part_size(size, part_size, flow.settings.uploads.part_size)
+            part_count = math.ceil(size / part_size)
+            parts_declared = None
+            if part_sha256 is not None:
+                if not isinstance(part_sha256, list | tuple) or len(part_sha256) != part_count:
+                    raise InvalidInput(
+                        f"part_sha256 must list one SHA-256 per part ({part_count})",
+                        code="invalid_checksum",
+                    )
+                parts_declared = [validation.sha256_hex(value) for value in part_sha256]
+            if flow.settings.processing.refuse_unprocessable and not self._may_process(
+                filename, content_type
+            ):
+                from aecflow.flow import Unprocessable
+
+                raise Unprocessable(f"no processor accepts {filename!r}")
+            upload_id, file_id = uuid7(), uuid7()
+            key = f"{project}/{file_id}"
+            with admitted(flow.breakers["storage"]):
+                handle = await self._storage.create_multipart(
+                    key,
+                    content_type=content_type,
+                    metadata={"project": project, "file-id": file_id},
+                    part_checksums=parts_declared is not None,
+                )
+            now = utcnow()
+            row = {
+                "id": upload_id,
+                "project": project,
+                "filename": filename,
+                "size": size,
+                "sha256": declared,
+                "part_size": part_size,
+                "part_count": part_count,
+                "part_sha256": parts_declared,
+                "content_type": content_type,
+                "meta": meta,
+                "transport": "direct" if direct else "host",
+                "storage_backend": self._storage.name,
+                "storage_key": key,
+                "storage_upload_id": handle,
+                "file_id": file_id,
+                "status": Status.OPEN,
+                "created_at": now,
+                "updated_at": now,
+                "expires_at": now + dt.timedelta(seconds=flow.settings.uploads.session_ttl_s),
+            }
+            op.note(file_id=file_id, storage_key=key, details={"upload_id": upload_id})
+            try:
+                async with flow.engine.begin() as conn:
+                    await conn.execute(sa.insert(uploads).values(**row))
+                    await op.write(conn)
+            except BaseException:
+                await asyncio.shield(self._discard(key, handle))
+                raise
+        return await self._view(row)
+
+    def _may_process(self, filename: str, content_type: str | None) -> bool:
+        """Whether some processor declares the file's suffix or media type. Checked up front so
+        that a refused file is refused before gigabytes are sent; the full check (with the
+        first bytes) runs again on completion."""
+        suffix = Path(filename).suffix.lower()
+        media_type = (content_type or "").split(";")[0]
+        return any(
+            suffix in binding.processor.suffixes or media_type in binding.processor.media_types
+            for binding in self.flow.processors.values()
+        )
+
+    async def describe(self, upload_id: str) -> dict[str, Any]:
+        """The session, its parts and where to send those still missing."""
+        row = await self._load(upload_id)
+        return await self._view(row)
+
+    async def find(
+        self,
+        project: str,
+        *,
+        sha256: str | None = None,
+        filename: str | None = None,
+        size: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Open sessions of ``project`` (newest first), narrowed by the file's identity."""
+        project = validation.project_name(project)
+        actors.current().require_project(project)
+        query = sa.select(uploads).where(
+            uploads.c.project == project,
+            uploads.c.status == Status.OPEN,
+            uploads.c.expires_at > utcnow(),
+        )
+        if sha256:
+            query = query.where(uploads.c.sha256 == validation.sha256_hex(sha256))
+        if filename:
+            query = query.where(uploads.c.filename == filename)
+        if size is not None:
+            query = query.where(uploads.c.size == size)
+        async with self.flow.engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(uploads.c.id.desc()).limit(100))).mappings()
+            found = [dict(row) for row in rows]
+        return [self._summary(row, None) for row in found]
+
+    async def _load(self, upload_id: str, conn: AsyncConnection | None = None) -> dict[str, Any]:
+        if not looks_like_id(upload_id):
+            raise NotFound(f"upload session {upload_id!r} does not exist", code="upload_not_found")
+        query = sa.select(uploads).where(uploads.c.id == upload_id)
+        if conn is None:
+            async with self.flow.engine.connect() as own:
+                row = (await own.execute(query)).mappings().first()
+        else:
+            row = (await conn.execute(query)).mappings().first()
+        who = actors.current()
+        if row is None or not who.sees(row["project"]):
+            raise NotFound(f"upload session {upload_id!r} does not exist", code="upload_not_found")
+        return dict(row)
+
+    async def _received(self, row: Mapping[str, Any]) -> dict[int, PartInfo]:
+        """Parts the session holds, by number: our records, or the backend's for direct ones."""
+        if row["transport"] == "direct":
+            with admitted(self.flow.breakers["storage"]):
+                listed = await self._storage.list_parts(
+                    row["storage_key"], row["storage_upload_id"]
+                )
+            return {part.number: part for part in listed}
+        async with self.flow.engine.connect() as conn:
+            result = await conn.execute(
+                sa.select(upload_parts).where(upload_parts.c.upload_id == row["id"])
+            )
+            return {
+                part.number: PartInfo(part.number, part.size, part.sha256, part.etag)
+                for part in result
+            }
+
+    async def _view(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        live = row["status"] == Status.OPEN and row["expires_at"] > utcnow()
+        received = await self._received(row) if live else None
+        view = self._summary(row, received)
+        if not live:
+            return view
+        targets: dict[int, PartTarget | None] = {}
+        if row["transport"] == "direct":
+            expires = row["expires_at"] - utcnow()
+            declared = row["part_sha256"] or []
+            for part in view["parts"]:
+                if not part["received"]:
+                    number = part["number"]
+                    targets[number] = await self._storage.part_url(
+                        row["storage_key"],
+                        row["storage_upload_id"],
+                        number,
+                        expires=expires,
+                        sha256=declared[number - 1] if declared else None,
+                    )
+        for part in view["parts"]:
+            if (target := targets.get(part["number"])) is not None:
+                part.update(method=target.method, url=target.url, headers=dict(target.headers))
+        return view
+
+    def _summary(
+        self, row: Mapping[str, Any], received: Mapping[int, PartInfo] | None
+    ) -> dict[str, Any]:
+        status = row["status"]
+        if status in (Status.OPEN, Status.COMPLETING) and row["expires_at"] <= utcnow():
+            status = Status.EXPIRED
+        view: dict[str, Any] = {
+            "id": row["id"],
+            "project": row["project"],
+            "filename": row["filename"],
+            "size": row["size"],
+            "sha256": row["sha256"],
+            "content_type": row["content_type"],
+            "metadata": row["meta"],
+            "part_size": row["part_size"],
+            "part_count": row["part_count"],
+            "transport": row["transport"],
+            "status": status,
+            "file_id": row["file_id"] if status == Status.COMPLETED else None,
+            "created_at": _iso(row["created_at"]),
+            "expires_at": _iso(row["expires_at"]),
+        }
+        if received is None:
+            return view
+        parts = []
+        for number in range(1, row["part_count"] + 1):
+            part = received.get(number)
+            parts.append(
+                {
+                    "number": number,
+                    "size": part_length(row, number),
+                    "received": bool(part and part.size == part_length(row, number)),
+                }
+            )
+        view["parts_received"] = sum(1 for part in parts if part["received"])
+        view["bytes_received"] = sum(part["size"] for part in parts if part["received"])
+        view["parts"] = parts
+        return view
+
+    # -- parts through the host ------------------------------------------------------------
+
+    async def receive_part(
+        self,
+        upload_id: str,
+        number: int,
+        chunks: AsyncIterable[bytes],
+        *,
+        sha256: str | None = None,
+    ) -> dict[str, Any]:
+        """Store part ``number`` of a host session from ``chunks`` (exactly its length)."""
+        flow = self.flow
+        async with flow.audit.operation("upload.part", read_only=False) as op:
+            row = await self._load(upload_id)
+            op.note(project=row["project"], file_id=row["file_id"])
+            who = actors.current()
+            who.require(Role.WRITER, "uploading")
+            self._require_open(row)
+            if row["transport"] != "host":
+                raise Conflict(
+                    "parts of this session go straight to storage: use the URLs that "
+                    f"GET /v1/uploads/{upload_id} lists",
+                    code="direct_upload",
+                )
+            if not 1 <= number <= row["part_count"]:
+                raise InvalidInput(
+                    f"part number must be between 1 and {row['part_count']}, got {number}",
+                    code="invalid_part_number",
+                )
+            declared = validation.sha256_hex(sha256) if sha256 else None
+            if declared is None and row["part_sha256"]:
+                declared = row["part_sha256"][number - 1]
+            stream = ExactStream(chunks, part_length(row, number), number)
+            with admitted(flow.breakers["storage"], caller_failed=lambda: stream.source_failed):
+                stored = await self._storage.put_part(
+                    row["storage_key"],
+                    row["storage_upload_id"],
+                    number,
+                    stream,
+                    offset=(number - 1) * row["part_size"],
+                )
+            digest = stored.sha256 or stream.sha256.hexdigest()
+            op.note(bytes_in=stored.size, details={"upload_id": upload_id, "part": number})
+            async with flow.engine.begin() as conn:
+                await conn.execute(
+                    sa.delete(upload_parts).where(
+                        upload_parts.c.upload_id == upload_id, upload_parts.c.number == number
+                    )
+                )
+                if declared is not None and digest != declared:
+                    # the part is now missing: its bytes stay until replaced or cleaned
+                    await op.write(conn)
+                    raise InvalidInput(
+                        f"SHA-256 mismatch in part {number}: the client said {declared}, the "
+                        f"server received {digest}",
+                        code="checksum_mismatch",
+                    )
+                await conn.execute(
+                    sa.insert(upload_parts).values(
+                        upload_id=upload_id,
+                        number=number,
+                        size=stored.size,
+                        sha256=digest,
+                        etag=stored.etag,
+                        received_at=utcnow(),
+                    )
+                )
+                await conn.execute(
+                    sa.update(uploads).where(uploads.c.id == upload_id).values(updated_at=utcnow())
+                )
+                await op.write(conn)
+        return {"number": number, "size": stored.size, "sha256": digest}
+
+    def _require_open(self, row: Mapping[str, Any]) -> None:
+        status = row["status"]
+        if status == Status.COMPLETED:
+            raise Conflict(
+                f"upload session {row['id']} is already completed (file {row['file_id']})",
+                code="upload_completed",
+            )
+        if status == Status.ABORTED:
+            raise Conflict(f"upload session {row['id']} was aborted", code="upload_aborted")
+        if status == Status.EXPIRED or row["expires_at"] <= utcnow():
+            raise UploadExpired(
+                f"upload session {row['id']} expired at {_iso(row['expires_at'])}; start a new one"
+            )
+        if status == Status.COMPLETING:
+            raise Conflict(
+                f"upload session {row['id']} is being completed; ask again shortly",
+                code="upload_completing",
+            )
+
+    # -- completing ------------------------------------------------------------------------
+
+    async def complete(self, upload_id: str) -> tuple[FileRecord, bool]:
+        """Verify and publish; returns the file and whether this call published it."""
+        flow = self.flow
+        async with flow.audit.operation("upload.complete", read_only=False) as op:
+            row = await self._load(upload_id)
+            op.note(project=row["project"], file_id=row["file_id"], storage_key=row["storage_key"])
+            actors.current().require(Role.WRITER, "uploading")
+            if row["status"] == Status.COMPLETED:
+                return await flow.get(row["file_id"]), False
+            if not await self._claim(upload_id):
+                row = await self._load(upload_id)
+                if row["status"] == Status.COMPLETED:  # a concurrent call just finished it
+                    return await flow.get(row["file_id"]), False
+                self._require_open(row)
+                raise Conflict(f"upload session {upload_id} cannot be completed now")
+            try:
+                parts = await self._verified_parts(row)
+            except BaseException:
+                await asyncio.shield(self._set_status(upload_id, Status.OPEN))
+                raise
+            try:
+                with admitted(flow.breakers["storage"]):
+                    assembled = await self._storage.complete_multipart(
+                        row["storage_key"],
+                        row["storage_upload_id"],
+                        parts,
+                        content_type=row["content_type"],
+                        metadata={"project": row["project"], "file-id": row["file_id"]},
+                    )
+            except BaseException:  # the parts are still there: the client may try again
+                await asyncio.shield(self._set_status(upload_id, Status.OPEN))
+                raise
+            op.note(bytes_in=assembled.size)
+            try:
+                record = await self._publish(row, assembled, op)
+            except BaseException:
+                await asyncio.shield(self._give_up(row))
+                raise
+            return record, True
+
+    async def _claim(self, upload_id: str) -> bool:
+        now = utcnow()
+        async with self.flow.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(uploads)
+                .where(
+                    uploads.c.id == upload_id,
+                    uploads.c.expires_at > now,
+                    sa.or_(
+                        uploads.c.status == Status.OPEN,
+                        sa.and_(uploads.c.status == Status.COMPLETING, uploads.c.lease_until < now),
+                    ),
+                )
+                .values(status=Status.COMPLETING, lease_until=now + COMPLETE_LEASE, updated_at=now)
+            )
+        return result.rowcount == 1
+
+    async def _set_status(self, upload_id: str, status: str, **values: Any) -> None:
+        async with self.flow.engine.begin() as conn:
+            await conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == upload_id)
+                .values(status=status, lease_until=None, updated_at=utcnow(), **values)
+            )
+
+    async def _verified_parts(self, row: Mapping[str, Any]) -> list[PartInfo]:
+        """Every part present with its exact size (and declared checksum, when the backend
+        reports one); raises what the client must fix, leaving the session open."""
+        received = await self._received(row)
+        missing = [n for n in range(1, row["part_count"] + 1) if n not in received]
+        if missing:
+            shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+            raise Conflict(
+                f"{len(missing)} of {row['part_count']} parts are missing: {shown}",
+                code="upload_incomplete",
+            )
+        declared = row["part_sha256"] or []
+        parts = []
+        for number in range(1, row["part_count"] + 1):
+            part = received[number]
+            expected = part_length(row, number)
+            if part.size != expected:
+                raise InvalidInput(
+                    f"part {number} has {part.size} bytes, expected {expected}; send it again",
+                    code="part_size_mismatch",
+                )
+            if declared and part.sha256 and part.sha256 != declared[number - 1]:
+                raise InvalidInput(
+                    f"part {number}'s SHA-256 is {part.sha256}, the client declared "
+                    f"{declared[number - 1]}; send it again",
+                    code="checksum_mismatch",
+                )
+            parts.append(part)
+        return parts
+
+    async def _publish(
+        self, row: Mapping[str, Any], assembled: AssembledObject, op: Operation
+    ) -> FileRecord:
+        """Check the assembled object and record it as a new file (see ``Flow.publish``)."""
+        flow, key = self.flow, row["storage_key"]
+        if assembled.size != row["size"]:
+            raise InvalidInput(
+                f"the assembled file has {assembled.size} bytes, the session declared "
+                f"{row['size']}",
+                code="size_mismatch",
+            )
+        declared = row["sha256"]
+        if declared and assembled.sha256 and assembled.sha256 != declared:
+            raise InvalidInput(
+                f"SHA-256 mismatch: the client said {declared}, the server assembled "
+                f"{assembled.sha256}; nothing was published",
+                code="checksum_mismatch",
+            )
+        sha256 = assembled.sha256 or declared
+        assert sha256 is not None  # direct sessions require a declared checksum
+        head = await self._head(key)
+        binding = flow.choose_processor(row["filename"], row["content_type"], head)
+        if binding is None and flow.settings.processing.refuse_unprocessable:
+            from aecflow.flow import Unprocessable
+
+            raise Unprocessable(f"no processor accepts {row['filename']!r}")
+
+        async def mark_completed(conn: AsyncConnection, now: dt.datetime) -> None:
+            await conn.execute(
+                sa.update(uploads)
+                .where(uploads.c.id == row["id"])
+                .values(status=Status.COMPLETED, lease_until=None, updated_at=now, cleaned_at=now)
+            )
+            await conn.execute(sa.delete(upload_parts).where(upload_parts.c.upload_id == row["id"]))
+
+        stored = AssembledObject(key, assembled.size, sha256, assembled.etag, assembled.version)
+        return await flow.publish(
+            row["file_id"],
+            row["project"],
+            row["filename"],
+            row["content_type"],
+            row["meta"],
+            stored,
+            binding,
+            op,
+            also=mark_completed,
+        )
+
+    async def _head(self, key: str) -> bytes:
+        """The first bytes of the assembled file, for processors that sniff."""
+        head = bytearray()
+        async for chunk in self._storage.open(key, start=0, end=HEAD_BYTES):
+            head += chunk
+        return bytes(head)
+
+    async def _give_up(self, row: Mapping[str, Any]) -> None:
+        """Publication failed after the parts were joined (checksum, refused file, database):
+        remove the object and whatever is left of the parts, and close the session."""
+        try:
+            await self._discard(row["storage_key"], row["storage_upload_id"])
+            await self._storage.delete(row["storage_key"])
+        finally:
+            await self._set_status(row["id"], Status.ABORTED, cleaned_at=utcnow())
+
+    # -- aborting and expiry ---------------------------------------------------------------
+
+    async def abort(self, upload_id: str) -> None:
+        """Abort a session and remove its parts; aborting an aborted or expired one is fine."""
+        async with self.flow.audit.operation("upload.abort", read_only=False) as op:
+            row = await self._load(upload_id)
+            op.note(project=row["project"], file_id=row["file_id"])
+            actors.current().require(Role.WRITER, "aborting an upload")
+            if row["status"] == Status.COMPLETED:
+                raise Conflict(
+                    f"upload session {upload_id} is completed (file {row['file_id']}); delete "
+                    "the file instead",
+                    code="upload_completed",
+                )
+            if row["status"] == Status.COMPLETING and row["lease_until"] > utcnow():
+                raise Conflict(
+                    f"upload session {upload_id} is being completed", code="upload_completing"
+                )
+            if row["status"] not in (Status.ABORTED, Status.EXPIRED):
+                await self._set_status(upload_id, Status.ABORTED)
+        await self._clean(row)
+
+    async def sweep(self) -> int:
+        """Expire overdue sessions and remove the parts of expired and aborted ones; returns
+        how many sessions were cleaned. Safe to run in several workers at once."""
+        now = utcnow()
+        async with self.flow.engine.begin() as conn:
+            await conn.execute(
+                sa.update(uploads)
+                .where(
+                    uploads.c.expires_at <= now,
+                    sa.or_(
+                        uploads.c.status == Status.OPEN,
+                        sa.and_(uploads.c.status == Status.COMPLETING, uploads.c.lease_until < now),
+                    ),
+                )
+                .values(status=Status.EXPIRED, lease_until=None, updated_at=now)
+            )
+            rows = (
+                await conn.execute(
+                    sa.select(uploads)
+                    .where(
+                        uploads.c.status.in_([Status.EXPIRED, Status.ABORTED]),
+                        uploads.c.cleaned_at.is_(None),
+                    )
+                    .order_by(uploads.c.id)
+                    .limit(SWEEP_BATCH)
+                )
+            ).mappings()
+            pending = [dict(row) for row in rows]
+        cleaned = 0
+        for row in pending:
+            try:
+                await self._clean(row)
+                cleaned += 1
+            except Exception as exc:
+                log.warning("could not clean upload session %s (%s); will retry", row["id"], exc)
+        return cleaned
+
+    async def _clean(self, row: Mapping[str, Any]) -> None:
+        with admitted(self.flow.breakers["storage"]):
+            await self._storage.abort_multipart(row["storage_key"], row["storage_upload_id"])
+        async with self.flow.engine.begin() as conn:
+            await conn.execute(sa.delete(upload_parts).where(upload_parts.c.upload_id == row["id"]))
+            await conn.execute(
+                sa.update(uploads).where(uploads.c.id == row["id"]).values(cleaned_at=utcnow())
+            )
+        log.info("removed the parts of upload session %s (%s)", row["id"], row["status"])
+
+    async def _discard(self, key: str, handle: str) -> None:
+        try:
+            await self._storage.abort_multipart(key, handle)
+        except Exception:
+            log.exception("could not abort the multipart upload of %s", key)
+
+    async def run_sweeper(self, stop: asyncio.Event) -> None:
+        """Sweep every ``[uploads] sweep_interval_s`` until ``stop`` is set."""
+        interval = self.flow.settings.uploads.sweep_interval_s
+        while not stop.is_set():
+            try:
+                await self.sweep()
+            except Exception as exc:
+                log.warning("upload sweep failed (%s: %s); retrying", type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
