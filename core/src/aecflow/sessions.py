@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -579,6 +580,8 @@ class UploadSessions:
                     f"{declared[number - 1]}; send it again",
                     code="checksum_mismatch",
                 )
+            if declared and part.sha256 is None:  # S3 lists checksums; moto does not
+                part = dataclasses.replace(part, sha256=declared[number - 1])
             parts.append(part)
         return parts
 

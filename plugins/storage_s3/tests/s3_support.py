@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -169,12 +170,18 @@ def _encode(value: str) -> str:
 
 
 def presign_problem(
-    method: str, url: str, host: str, secret_key: str, now: dt.datetime
+    method: str,
+    url: str,
+    host: str,
+    secret_key: str,
+    now: dt.datetime,
+    headers: Mapping[str, str] | None = None,
 ) -> str | None:
     """Why a SigV4 presigned URL must be refused at ``now``, or ``None`` if it is good.
 
     An independent implementation of AWS's query-string authentication: the signature covers
-    the method, path, every query parameter (expiry and response headers included) and host.
+    the method, path, every query parameter (expiry and response headers included), host and
+    any other header the URL was signed with (``headers`` are the request's, lower-case).
     """
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
@@ -190,13 +197,20 @@ def presign_problem(
     signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     if now > signed_at + dt.timedelta(seconds=expires):
         return "expired"
-    if params.get("X-Amz-SignedHeaders") != "host":
+    signed = params.get("X-Amz-SignedHeaders", "").split(";")
+    if signed[0] != "host" or signed != sorted(signed):
         return "unexpected signed headers"
+    values = {**(headers or {}), "host": host}
+    if any(name not in values for name in signed):
+        return "a signed header is missing from the request"
     query = "&".join(
         f"{_encode(k)}={_encode(v)}"
         for k, v in sorted((k, v) for k, v in pairs if k != "X-Amz-Signature")
     )
-    canonical = "\n".join([method, parts.path, query, f"host:{host}\n", "host", "UNSIGNED-PAYLOAD"])
+    canonical_headers = "".join(f"{name}:{values[name].strip()}\n" for name in signed)
+    canonical = "\n".join(
+        [method, parts.path, query, canonical_headers, ";".join(signed), "UNSIGNED-PAYLOAD"]
+    )
     _access, date, region, service, terminal = params["X-Amz-Credential"].split("/")
     scope = f"{date}/{region}/{service}/{terminal}"
     to_sign = "\n".join(
@@ -247,9 +261,15 @@ class PresignGateway:
                     request.headers["host"],
                     self.secret_key,
                     now,
+                    dict(request.headers),
                 )
                 if problem:
                     return Response(f"<Error><Code>AccessDenied</Code>{problem}</Error>", 403)
+            if checksum := request.headers.get("x-amz-checksum-sha256"):
+                # S3 verifies a declared part checksum; moto does not
+                actual = base64.b64encode(hashlib.sha256(await request.body()).digest()).decode()
+                if actual != checksum:
+                    return Response("<Error><Code>BadDigest</Code></Error>", 400)
             async with httpx.AsyncClient() as client:
                 upstream = await client.request(
                     request.method,
@@ -259,6 +279,8 @@ class PresignGateway:
                     content=await request.body(),
                 )
             headers = {k: v for k, v in upstream.headers.items() if k not in hop_by_hop}
+            if request.method == "HEAD" and "content-length" in upstream.headers:
+                headers["content-length"] = upstream.headers["content-length"]
             return Response(upstream.content, upstream.status_code, headers=headers)
 
         methods = ["GET", "HEAD", "PUT", "POST", "DELETE"]

@@ -13,14 +13,21 @@ import contextlib
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import obstore
 
 from aecflow.errors import StorageAccessDenied, StorageInvalid, StorageUnavailable
-from aecflow.storage import ObjectInfo, Storage, StoredObject
-from aecflow_storage_s3 import clients, presign, residency
+from aecflow.storage import (
+    AssembledObject,
+    ObjectInfo,
+    PartInfo,
+    PartTarget,
+    Storage,
+    StoredObject,
+)
+from aecflow_storage_s3 import clients, direct, presign, residency
 from aecflow_storage_s3.config import S3StorageConfig
 from aecflow_storage_s3.errors import translated
 from aecflow_storage_s3.keys import check_key, full_key, list_scope
@@ -79,6 +86,9 @@ def _etag(value: str | None) -> str | None:
 
 class S3Storage(Storage):
     """Objects in ``bucket`` under ``prefix``, encrypted at rest (SSE-S3 or SSE-KMS)."""
+
+    #: Upload-session parts go straight to S3 through presigned URLs.
+    direct_upload = True
 
     def __init__(self, config: S3StorageConfig) -> None:
         self.config = config
@@ -312,4 +322,104 @@ class S3Storage(Storage):
                 full_key(self.config.prefix, key),
                 expires_s=seconds,
                 filename=filename,
+            )
+
+    # -- direct uploads (upload sessions; see direct.py) ---------------------------------
+
+    def _control(self) -> Any:
+        self._started()
+        return self._client
+
+    async def create_multipart(
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        part_checksums: bool = False,
+    ) -> str:
+        check_key(key)
+        attributes = object_attributes(content_type, metadata)
+        encryption = {"ServerSideEncryption": self.config.server_side_encryption}
+        if self.config.sse_kms_key_id:
+            encryption["SSEKMSKeyId"] = self.config.sse_kms_key_id
+        with translated(f"create a multipart upload of {key!r}", missing_is_down=True):
+            return await direct.create(
+                self._control(),
+                self.config.bucket,
+                full_key(self.config.prefix, key),
+                encryption=encryption,
+                attributes=attributes,
+                part_checksums=part_checksums,
+            )
+
+    async def put_part(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, offset: int
+    ) -> PartInfo:
+        raise StorageInvalid("parts of S3 uploads are sent straight to S3 (part_url)")
+
+    async def part_url(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        *,
+        expires: dt.timedelta,
+        sha256: str | None = None,
+    ) -> PartTarget:
+        """A presigned UploadPart, valid until the session ends (at most ``max_url_expiry_s``)."""
+        check_key(key)
+        seconds = presign.expiry_seconds(
+            max(expires, dt.timedelta(seconds=1)), self.config.max_url_expiry_s
+        )
+        with translated(f"presign part {number} of {key!r}"):
+            return await direct.part_target(
+                self._control(),
+                self.config.bucket,
+                full_key(self.config.prefix, key),
+                upload_id,
+                number,
+                expires_s=seconds,
+                sha256=sha256,
+            )
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        check_key(key)
+        with translated(f"list the parts of {key!r}"):
+            return await direct.parts(
+                self._control(), self.config.bucket, full_key(self.config.prefix, key), upload_id
+            )
+
+    async def complete_multipart(
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[PartInfo],
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> AssembledObject:
+        """Join the parts; the SHA-256 of the whole is unknown here (S3 got the bytes)."""
+        check_key(key)
+        with translated(f"complete the multipart upload of {key!r}"):
+            answer = await direct.complete(
+                self._control(),
+                self.config.bucket,
+                full_key(self.config.prefix, key),
+                upload_id,
+                parts,
+            )
+        return AssembledObject(
+            key=key,
+            size=sum(part.size for part in parts),  # S3 joined exactly these parts
+            sha256=None,
+            etag=_etag(answer.get("ETag")),
+            version=answer.get("VersionId"),
+        )
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        check_key(key)
+        with translated(f"abort the multipart upload of {key!r}", missing_is_down=True):
+            await direct.abort(
+                self._control(), self.config.bucket, full_key(self.config.prefix, key), upload_id
             )
