@@ -18,6 +18,7 @@ import pydantic
 import aecflow
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.processing import InvalidInput, ProcessingContext, ProcessingResult, Processor
+from aecflow.storage import Storage
 from aecflow_storage_local.config import LocalStorageConfig
 from aecflow_storage_local.storage import LocalStorage
 
@@ -133,6 +134,16 @@ def observe(observation):
     OBSERVED.append(observation)
 
 
+class StagingStorage(LocalStorage):
+    """Local storage with the contract's default multipart upload (each part staged as an
+    object, joined on completion): what a third-party backend without its own gets."""
+
+    put_part = Storage.put_part
+    list_parts = Storage.list_parts
+    complete_multipart = Storage.complete_multipart
+    abort_multipart = Storage.abort_multipart
+
+
 class PathlessStorage(LocalStorage):
     """Local storage that hides its paths, like S3: the worker must copy to a temp file."""
 
@@ -143,3 +154,4 @@ class PathlessStorage(LocalStorage):
 @aecflow.hookimpl
 def register_storage(registry):
     registry.add("pathless", PathlessStorage, config=LocalStorageConfig)
+    registry.add("staging", StagingStorage, config=LocalStorageConfig)

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import logging
 import math
 from collections.abc import AsyncIterable, Mapping, Sequence
@@ -32,7 +31,14 @@ from aecflow.actor import Role
 from aecflow.audit import Operation
 from aecflow.breaker import admitted
 from aecflow.db.schema import upload_parts, uploads
-from aecflow.errors import AecflowError, Conflict, InvalidInput, NotFound, TooLarge
+from aecflow.errors import (
+    AecflowError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StorageInvalid,
+    TooLarge,
+)
 from aecflow.ids import looks_like_id, uuid7
 from aecflow.records import FileRecord
 from aecflow.storage import AssembledObject, PartInfo, PartTarget
@@ -109,14 +115,13 @@ def part_length(row: Mapping[str, Any], number: int) -> int:
 
 class ExactStream:
     """Passes ``chunks`` through, refusing (``part_size_mismatch``) a part that is longer or
-    shorter than ``expected``, and hashing it on the way."""
+    shorter than ``expected`` before a byte too many reaches storage."""
 
     def __init__(self, chunks: AsyncIterable[bytes], expected: int, number: int) -> None:
         self._chunks = aiter(chunks)
         self._expected = expected
         self._number = number
         self.seen = 0
-        self.sha256 = hashlib.sha256()
         self.source_failed = False
 
     def __aiter__(self) -> ExactStream:
@@ -133,7 +138,6 @@ class ExactStream:
             self.seen += len(chunk)
             if self.seen > self._expected:
                 raise self._mismatch()
-            self.sha256.update(chunk)
             return chunk
         except StopAsyncIteration:
             raise
@@ -435,7 +439,9 @@ class UploadSessions:
                     stream,
                     offset=(number - 1) * row["part_size"],
                 )
-            digest = stored.sha256 or stream.sha256.hexdigest()
+            digest = stored.sha256
+            if digest is None:
+                raise StorageInvalid(f"storage backend {self._storage.name!r} returned no SHA-256")
             op.note(bytes_in=stored.size, details={"upload_id": upload_id, "part": number})
             async with flow.engine.begin() as conn:
                 await conn.execute(

@@ -177,7 +177,8 @@ class Storage(ABC):
         self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, offset: int
     ) -> PartInfo:
         """Store part ``number`` (its first byte is at ``offset`` in the file), replacing an
-        earlier copy; like ``put``, nothing of it is kept if ``chunks`` raises."""
+        earlier copy, and return its size and SHA-256 (computed while writing). If ``chunks``
+        raises, the part counts as not received (the core sends it again or aborts)."""
         stored = await self.put(staging_key(upload_id, number), chunks)
         return PartInfo(number, stored.size, stored.sha256, stored.etag)
 

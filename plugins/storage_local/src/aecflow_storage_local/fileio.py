@@ -146,6 +146,18 @@ class AtomicWriter:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             self._tmp_path = path
 
+    def adopt(self, path: Path, block_size: int) -> None:
+        """Take over a file already written elsewhere on this filesystem (the parts of an
+        upload session, written at their offsets) and hash it, so ``commit`` publishes it."""
+        with self._lock, os_errors(self._key, reading=False):
+            if self._aborted:
+                raise StorageUnavailable(f"put of {self._key!r} was aborted")
+            self._fd = os.open(path, os.O_RDWR)
+            self._tmp_path = path
+            while block := os.read(self._fd, block_size):
+                self._hash.update(block)
+                self._size += len(block)
+
     def write(self, block: bytes | bytearray) -> None:
         with self._lock, os_errors(self._key, reading=False):
             fd = self._ensure_live()
@@ -228,6 +240,42 @@ class AtomicWriter:
             break
         self._published, self._tmp_path = self._final, None
         return changed
+
+
+class PartWriter:
+    """Writes one part of an upload session into the session's file at the part's offset.
+
+    Parts of one upload land at their own offsets of one file, several at once (each writer
+    has its own descriptor and uses ``pwrite``), so completing the upload copies nothing.
+    Each part is hashed as it is written.
+    """
+
+    def __init__(self, path: Path, offset: int, key: str) -> None:
+        self._path = path
+        self._offset = offset
+        self._key = key
+        self._fd: int | None = None
+        self.size = 0
+        self.hash = hashlib.sha256()
+
+    def open(self) -> None:
+        with os_errors(self._key, reading=False):
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o644)
+
+    def write(self, block: bytes | bytearray) -> None:
+        assert self._fd is not None
+        with os_errors(self._key, reading=False):
+            view = memoryview(block)
+            while view:
+                written = os.pwrite(self._fd, view, self._offset + self.size)
+                self.size += written
+                view = view[written:]
+        self.hash.update(block)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 # -- reading -------------------------------------------------------------------------------
