@@ -265,6 +265,13 @@ async def test_expired_sessions_are_refused_and_swept(
         ({"filename": "a.ok", "size": 10, "sha256": "abc"}, 400, "invalid_checksum"),
         ({"filename": "a.ok", "size": 10, "part_sha256": ["0" * 64] * 2}, 400, "invalid_checksum"),
         ({"filename": "a.ok", "size": 10, "colour": "red"}, 400, "invalid_json"),
+        ({"filename": "a.ok", "size": 10, "part_sha256": [{}]}, 400, "invalid_checksum"),
+        (
+            {"filename": "a.ok", "size": 10, "content_type": "a/b\r\nX: y"},
+            400,
+            "invalid_content_type",
+        ),
+        ({"filename": "a.ok", "size": 10, "content_type": "text"}, 400, "invalid_content_type"),
     ],
 )
 async def test_bad_session_requests(tmp_path: Path, body: dict, status: int, code: str) -> None:
@@ -278,6 +285,9 @@ async def test_bad_session_requests(tmp_path: Path, body: dict, status: int, cod
         assert response.json()["error"]["code"] == code
         async with app.state.flow.engine.connect() as conn:
             assert await conn.scalar(sa.select(sa.func.count()).select_from(uploads)) == 0
+        for size in ("%C2%B2", "9" * 5000, "99999999999999999999"):
+            listed = await client.get(f"/v1/projects/tower-a/uploads?size={size}")
+            assert listed.status_code == 400 and listed.json()["error"]["code"] == "invalid_size"
         unknown = await client.get("/v1/uploads/0190a5a8-0000-7000-8000-000000000000")
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "upload_not_found"

@@ -188,6 +188,7 @@ class UploadSessions:
             who.require(Role.WRITER, "uploading")
             filename = validation.filename(filename)
             meta = validation.metadata(metadata)
+            content_type = validation.content_type(content_type)
             if not isinstance(size, int) or isinstance(size, bool) or size < 1:
                 raise InvalidInput("size must be a positive number of bytes", code="invalid_size")
             if size > flow.settings.uploads.max_size:

@@ -89,11 +89,28 @@ def metadata(value: Any) -> dict[str, str]:
     return clean
 
 
-def sha256_hex(value: str) -> str:
+def sha256_hex(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput("a SHA-256 must be 64 hexadecimal characters", code="invalid_checksum")
     text = value.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{64}", text):
         raise InvalidInput("a SHA-256 must be 64 hexadecimal characters", code="invalid_checksum")
     return text
+
+
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?")
+
+
+def content_type(value: Any) -> str | None:
+    """A media type that can be sent back as a ``Content-Type`` header, or ``None``."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 255 or not _MEDIA_TYPE.fullmatch(value):
+        raise InvalidInput(
+            f"content_type must be a media type like application/octet-stream, got {_show(value)}",
+            code="invalid_content_type",
+        )
+    return value
 
 
 def _show(value: Any) -> str:

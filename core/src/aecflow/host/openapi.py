@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from aecflow.catalog import MAX_PAGE, STATUSES
 from aecflow.processing import Outcome
 from aecflow.records import PROCESSING_KEYS
+from aecflow.sessions import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Status
 from aecflow.validation import (
     MAX_FILENAME_BYTES,
     MAX_METADATA_ENTRIES,
@@ -87,8 +88,10 @@ def _errors(**by_status: list[str]) -> dict[str, Schema]:
         400: "Bad input: a parameter, header or body the API refuses.",
         403: "The token's role is too low for this operation, or storage refused access.",
         404: "No such resource, or one in a project the token may not see.",
-        409: "The request contradicts the file's state.",
-        413: "The body is larger than `[uploads] max_size` (checked while streaming).",
+        409: "The request contradicts the state of the file or upload session.",
+        410: "The upload session expired; its parts are gone. Start a new one.",
+        413: "The file is larger than `[uploads] max_size` (checked while streaming, or "
+        "against an upload session's declared `size`).",
         415: "No processor accepts the file and `[processing] refuse_unprocessable` is on.",
         416: "The range cannot be satisfied; `Content-Range` gives the size.",
         502: "The storage backend failed.",
@@ -192,6 +195,24 @@ CURSOR = _query(
     "cursor",
     {"type": "string"},
     "`next_cursor` of the previous page; anything else is 400 `invalid_cursor`.",
+)
+UPLOAD_ID = _path("upload_id", UUID, "The upload session's id (a UUIDv7). Any other value is 404.")
+SHA256: Schema = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: A SHA-256 the client declares: hex in either case; the server trims surrounding whitespace.
+DECLARED_SHA256: Schema = {"type": "string", "pattern": "^\\s*[0-9a-fA-F]{64}\\s*$"}
+CONTENT_SHA256 = _param(
+    "Content-SHA256",
+    "header",
+    {"type": "string", "pattern": "^([0-9a-fA-F]{64})?$"},
+    "Expected SHA-256 (hex); a mismatch is 400 `checksum_mismatch`, nothing kept. "
+    "Empty: not checked.",
+)
+DIGEST = _param(
+    "Digest",
+    "header",
+    {"type": "string"},
+    "`sha-256=<base64>` (RFC 3230) is verified like `Content-SHA256`; other "
+    "algorithms are ignored.",
 )
 
 
@@ -384,6 +405,158 @@ def _schemas() -> dict[str, Schema]:
         },
     }
 
+    new_session: Schema = {
+        "type": "object",
+        "description": "What `POST /v1/projects/{project}/uploads` takes. Only `filename` and "
+        "`size` are required; an optional field given as `null` counts as left out, and any "
+        "other field is 400 `invalid_json`.",
+        "required": ["filename", "size"],
+        "additionalProperties": False,
+        "properties": {
+            "filename": {
+                **FILENAME,
+                "description": f"Not empty, `.` or `..`; no control characters, `/` or `\\`; "
+                f"no whitespace at either end; at most {MAX_FILENAME_BYTES} bytes of UTF-8.",
+            },
+            "size": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The file's size in bytes; above `[uploads] max_size` is 413.",
+            },
+            "sha256": {
+                "anyOf": [DECLARED_SHA256, {"type": "string", "maxLength": 0}, {"type": "null"}],
+                "description": "The whole file's SHA-256 (hex), verified on completion by host "
+                "sessions; required (400 `sha256_required`) when parts go straight to storage. "
+                "Empty: not declared.",
+            },
+            "part_size": {
+                "type": ["integer", "null"],
+                "minimum": MIN_PART_SIZE,
+                "maximum": MAX_PART_SIZE,
+                "description": f"Bytes per part (the last may be shorter); default `[uploads] "
+                f"part_size`, grown to fit the file in {MAX_PARTS} parts. A size that needs "
+                "more parts is 400 `invalid_part_size`.",
+            },
+            "part_sha256": {
+                "type": ["array", "null"],
+                "items": DECLARED_SHA256,
+                "minItems": 1,
+                "maxItems": MAX_PARTS,
+                "description": "One SHA-256 (hex) per part, in order; another count is 400 "
+                "`invalid_checksum`.",
+            },
+            "content_type": {"type": ["string", "null"], "description": "The file's media type."},
+            "metadata": {**METADATA_SCHEMA, "type": ["object", "null"], "description": META_RULES},
+        },
+    }
+    upload_session: Schema = {
+        "type": "object",
+        "description": "A resumable upload session (see docs/uploads.md). `parts`, "
+        "`parts_received` and `bytes_received` are present only while the session is `open`, "
+        "and never in listings.",
+        "required": [
+            "id",
+            "project",
+            "filename",
+            "size",
+            "sha256",
+            "content_type",
+            "metadata",
+            "part_size",
+            "part_count",
+            "transport",
+            "status",
+            "file_id",
+            "created_at",
+            "expires_at",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": UUID,
+            "project": PROJECT_SCHEMA,
+            "filename": {"type": "string"},
+            "size": {"type": "integer", "minimum": 1},
+            "sha256": {**SHA256, "type": ["string", "null"], "description": "As declared."},
+            "content_type": {"type": ["string", "null"]},
+            "metadata": METADATA_SCHEMA,
+            "part_size": {"type": "integer", "minimum": MIN_PART_SIZE, "maximum": MAX_PART_SIZE},
+            "part_count": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
+            "transport": {
+                "type": "string",
+                "enum": ["host", "direct"],
+                "description": "`host`: parts are `PUT` to this host; `direct`: to the storage "
+                "backend's presigned URLs.",
+            },
+            "status": {
+                "type": "string",
+                "enum": [
+                    Status.OPEN,
+                    Status.COMPLETING,
+                    Status.COMPLETED,
+                    Status.ABORTED,
+                    Status.EXPIRED,
+                ],
+                "description": "`completing` while a `complete` call is publishing it.",
+            },
+            "file_id": {
+                **_nullable(UUID),
+                "description": "The published file's id once `completed`, else `null`.",
+            },
+            "created_at": DATE_TIME,
+            "expires_at": DATE_TIME,
+            "parts_received": {"type": "integer", "minimum": 0, "maximum": MAX_PARTS},
+            "bytes_received": {"type": "integer", "minimum": 0},
+            "parts": {
+                "type": "array",
+                "items": _ref("UploadPart"),
+                "minItems": 1,
+                "maxItems": MAX_PARTS,
+                "description": "Every part, in order.",
+            },
+        },
+        "dependentRequired": {
+            "parts": ["parts_received", "bytes_received"],
+            "parts_received": ["parts", "bytes_received"],
+            "bytes_received": ["parts", "parts_received"],
+        },
+    }
+    upload_part: Schema = {
+        "type": "object",
+        "description": "One part of an open session. Parts not yet received say where to send "
+        "them: `method`, `url` and `headers` (send exactly these headers).",
+        "required": ["number", "size", "received"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
+            "size": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PART_SIZE,
+                "description": "The bytes the part must have.",
+            },
+            "received": {"type": "boolean"},
+            "method": {"type": "string", "examples": ["PUT"]},
+            "url": {"type": "string", "format": "uri"},
+            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "dependentRequired": {
+            "method": ["url", "headers"],
+            "url": ["method", "headers"],
+            "headers": ["method", "url"],
+        },
+    }
+    part_receipt: Schema = {
+        "type": "object",
+        "description": "A part the host stored.",
+        "required": ["number", "size", "sha256"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
+            "size": {"type": "integer", "minimum": 1, "maximum": MAX_PART_SIZE},
+            "sha256": SHA256,
+        },
+    }
+
     def page(item: str) -> Schema:
         return {
             "type": "object",
@@ -405,6 +578,34 @@ def _schemas() -> dict[str, Schema]:
         "Error": error,
         "DeadLetter": dead_letter,
         "DeadLetterPage": page("DeadLetter"),
+        "NewUploadSession": new_session,
+        "UploadSession": upload_session,
+        "UploadSessionList": {
+            "type": "object",
+            "description": "Open sessions, newest first (at most 100), without their parts.",
+            "required": ["items"],
+            "additionalProperties": False,
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "maxItems": 100,
+                    "items": {
+                        "allOf": [
+                            _ref("UploadSession"),
+                            {
+                                "properties": {
+                                    "parts": False,
+                                    "parts_received": False,
+                                    "bytes_received": False,
+                                }
+                            },
+                        ]
+                    },
+                }
+            },
+        },
+        "UploadPart": upload_part,
+        "PartReceipt": part_receipt,
         "Redelivered": {
             "type": "object",
             "required": ["redelivered"],
@@ -472,20 +673,8 @@ def _upload() -> Schema:
                 style="form",
                 explode=True,
             ),
-            _param(
-                "Content-SHA256",
-                "header",
-                {"type": "string", "pattern": "^([0-9a-fA-F]{64})?$"},
-                "Expected SHA-256 (hex); a mismatch is 400 `checksum_mismatch`, nothing kept. "
-                "Empty: not checked.",
-            ),
-            _param(
-                "Digest",
-                "header",
-                {"type": "string"},
-                "`sha-256=<base64>` (RFC 3230) is verified like `Content-SHA256`; other "
-                "algorithms are ignored.",
-            ),
+            CONTENT_SHA256,
+            DIGEST,
             _param(
                 "Content-Disposition",
                 "header",
@@ -525,6 +714,237 @@ def _upload() -> Schema:
                 s502=["storage_error"],
                 s503=["too_many_uploads", "storage_unavailable", "circuit_open"],
             ),
+        },
+    }
+
+
+def _live_session() -> Schema:
+    """A session as ``GET``/``POST`` answer it: with its parts exactly while it is open."""
+    progress = ("parts", "parts_received", "bytes_received")
+    return {
+        "allOf": [
+            _ref("UploadSession"),
+            {
+                "if": {"properties": {"status": {"const": Status.OPEN}}},
+                "then": {"required": list(progress)},
+                "else": {"properties": dict.fromkeys(progress, False)},
+            },
+        ]
+    }
+
+
+def _upload_sessions() -> dict[str, dict[str, Schema]]:
+    """Resumable uploads (docs/uploads.md): open, send parts, complete or abort."""
+    session = _live_session()
+    storage_errors = {
+        "s403": ["storage_access_denied"],
+        "s502": ["storage_error"],
+        "s503": ["storage_unavailable", "circuit_open"],
+    }
+    return {
+        "/v1/projects/{project}/uploads": {
+            "post": {
+                "tags": ["uploads"],
+                "operationId": "openUploadSession",
+                "summary": "Open an upload session",
+                "description": "Writer. For large files: the file is then sent in numbered "
+                "parts (in parallel, resumable after a dropped connection) and published by "
+                "`complete`. Part `n` (from 1) covers bytes `(n-1)*part_size` up to "
+                "`n*part_size`. The answer lists every part and, for those not yet received, "
+                "where to send them. A session expires `[uploads] session_ttl_s` after it was "
+                "opened.",
+                "parameters": [PROJECT],
+                "requestBody": {
+                    "required": True,
+                    "description": "The file to come (a JSON object of at most 2 MiB).",
+                    "content": {JSON: {"schema": _ref("NewUploadSession")}},
+                },
+                "responses": {
+                    "201": _ok("Opened.", session, Location=LOCATION),
+                    **_errors(
+                        s400=[
+                            "invalid_json",
+                            "invalid_project",
+                            "invalid_filename",
+                            "invalid_size",
+                            "invalid_sha256",
+                            "invalid_checksum",
+                            "sha256_required",
+                            "invalid_part_size",
+                            "invalid_part_sha256",
+                            "invalid_content_type",
+                            "invalid_metadata",
+                            "storage_invalid",
+                        ],
+                        s403=["forbidden", "storage_access_denied"],
+                        s404=["project_not_found", NO_ROUTE],
+                        s413=["too_large"],
+                        s415=["unsupported_file"],
+                        s502=storage_errors["s502"],
+                        s503=storage_errors["s503"],
+                    ),
+                },
+            },
+            "get": {
+                "tags": ["uploads"],
+                "operationId": "listUploadSessions",
+                "summary": "Find open upload sessions",
+                "description": "A project's open sessions, newest first (at most 100), "
+                "without their parts: how a client finds the session of a file it was sending "
+                "when it was interrupted. Any role.",
+                "parameters": [
+                    PROJECT,
+                    _query(
+                        "sha256",
+                        {"type": "string", "anyOf": [DECLARED_SHA256, {"maxLength": 0}]},
+                        "Only sessions that declared this SHA-256 (hex). Empty: any.",
+                    ),
+                    _query("filename", {"type": "string"}, "Only this exact filename. Empty: any."),
+                    _query(
+                        "size", {"type": "integer", "minimum": 0}, "Only files of this many bytes."
+                    ),
+                ],
+                "responses": {
+                    "200": _ok("The sessions.", _ref("UploadSessionList")),
+                    **_errors(
+                        s400=["invalid_project", "invalid_checksum", "invalid_size"],
+                        s404=["project_not_found", NO_ROUTE],
+                    ),
+                },
+            },
+        },
+        "/v1/uploads/{upload_id}": {
+            "get": {
+                "tags": ["uploads"],
+                "operationId": "getUploadSession",
+                "summary": "An upload session",
+                "description": "Its state and, while it is open, every part and where to send "
+                "those still missing (URLs are fresh on every call). Any role.",
+                "parameters": [UPLOAD_ID],
+                "responses": {
+                    "200": _ok("The session.", session),
+                    **_errors(
+                        s403=storage_errors["s403"],
+                        s404=["upload_not_found", NO_ROUTE],
+                        s502=storage_errors["s502"],
+                        s503=storage_errors["s503"],
+                    ),
+                },
+            },
+            "delete": {
+                "tags": ["uploads"],
+                "operationId": "abortUploadSession",
+                "summary": "Abort an upload session",
+                "description": "Writer. Removes what was stored (including an S3 multipart "
+                "upload). Aborting an aborted or expired session again is fine.",
+                "parameters": [UPLOAD_ID],
+                "responses": {
+                    "204": _ok("Aborted."),
+                    **_errors(
+                        s403=["forbidden", "storage_access_denied"],
+                        s404=["upload_not_found", NO_ROUTE],
+                        s409=["upload_completed", "upload_completing"],
+                        s502=storage_errors["s502"],
+                        s503=storage_errors["s503"],
+                    ),
+                },
+            },
+        },
+        "/v1/uploads/{upload_id}/parts/{number}": {
+            "put": {
+                "tags": ["uploads"],
+                "operationId": "putUploadPart",
+                "summary": "Send one part",
+                "description": "Writer; `host` sessions only (`direct` ones send their parts to "
+                "the URLs the session lists). The body is exactly the part's bytes; a body of "
+                "another length is 400 `part_size_mismatch` and nothing is kept. Sending a "
+                "part again replaces it.",
+                "parameters": [
+                    UPLOAD_ID,
+                    _path(
+                        "number",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
+                        "The part's number, from 1 to the session's `part_count` (400 "
+                        "`invalid_part_number` otherwise).",
+                    ),
+                    CONTENT_SHA256,
+                    DIGEST,
+                ],
+                "requestBody": {
+                    "required": True,
+                    "description": "The part's bytes.",
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok("Stored.", _ref("PartReceipt")),
+                    **_errors(
+                        s400=[
+                            "invalid_checksum",
+                            "invalid_part_number",
+                            "part_size_mismatch",
+                            "checksum_mismatch",
+                            "storage_invalid",
+                        ],
+                        s403=["forbidden", "storage_access_denied"],
+                        s404=["upload_not_found", NO_ROUTE],
+                        s409=[
+                            "upload_aborted",
+                            "upload_completed",
+                            "upload_completing",
+                            "direct_upload",
+                        ],
+                        s410=["upload_expired"],
+                        s502=storage_errors["s502"],
+                        s503=["too_many_uploads", *storage_errors["s503"]],
+                    ),
+                },
+            }
+        },
+        "/v1/uploads/{upload_id}/complete": {
+            "post": {
+                "tags": ["uploads"],
+                "operationId": "completeUploadSession",
+                "summary": "Publish the file",
+                "description": "Writer. Checks that every part is there with the right size "
+                "and, for `host` sessions, that the file's SHA-256 matches the declared one; "
+                "then the file is published and its processing queued, as for a streamed "
+                "upload. Completing a completed session again returns the same record (200). "
+                "Missing parts (409 `upload_incomplete`) and a part of the wrong size leave "
+                "the session open; a file whose SHA-256 differs aborts it.",
+                "parameters": [UPLOAD_ID],
+                "responses": {
+                    "200": _ok(
+                        "Already completed: the file.", _ref("FileRecord"), Location=LOCATION
+                    ),
+                    "201": _ok(
+                        "Published; processing is queued.", _ref("FileRecord"), Location=LOCATION
+                    ),
+                    **_errors(
+                        s400=[
+                            "part_size_mismatch",
+                            "checksum_mismatch",
+                            "size_mismatch",
+                            "storage_invalid",
+                        ],
+                        s403=["forbidden", "storage_access_denied"],
+                        s404=["upload_not_found", "object_not_found", NO_ROUTE],
+                        s409=[
+                            "upload_incomplete",
+                            "upload_aborted",
+                            "upload_completing",
+                            "conflict",
+                        ],
+                        s410=["upload_expired"],
+                        s415=["unsupported_file"],
+                        s502=storage_errors["s502"],
+                        s503=storage_errors["s503"],
+                    ),
+                },
+            }
         },
     }
 
@@ -815,6 +1235,7 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 },
             }
         },
+        **_upload_sessions(),
         "/metrics": {
             "get": {
                 "tags": ["operations"],
@@ -914,9 +1335,9 @@ def _document() -> dict[str, Any]:
             "description": (
                 "Ingest, store, process and announce building models and other large files.\n\n"
                 "Every endpoint but `/health` needs `Authorization: Bearer <token>`. Roles: "
-                "`reader` (list, get, download), `writer` (+ upload, delete, restore, "
-                "reprocess), `admin` (+ purge, dead letters, audit, plugins). A token for some "
-                "projects gets 404 for every other project's files.\n\n"
+                "`reader` (list, get, download), `writer` (+ upload, upload sessions, delete, "
+                "restore, reprocess), `admin` (+ purge, dead letters, audit, plugins). A token "
+                "for some projects gets 404 for every other project's files.\n\n"
                 'Errors are always `{"error": {"code": "snake_case", "message": "..."}}`; each '
                 "response below lists the codes it can carry. Every response carries "
                 "`X-Request-ID` (the client's, when it sends a sane one). Any authenticated "
@@ -930,6 +1351,12 @@ def _document() -> dict[str, Any]:
         },
         "tags": [
             {"name": "files", "description": "Upload, find, read, delete and reprocess files."},
+            {
+                "name": "uploads",
+                "description": "Resumable upload sessions for large files: open one, send the "
+                "file in numbered parts (in parallel, again after a dropped connection), then "
+                "complete it (see docs/uploads.md).",
+            },
             {"name": "events", "description": "Events that could not be delivered."},
             {"name": "audit", "description": "Who did what."},
             {"name": "operations", "description": "Health, readiness and plugins."},
@@ -979,7 +1406,8 @@ body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding
 h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}
 h3{margin:2rem 0 .3rem;font-family:ui-monospace,monospace;font-size:1.05rem}
 .m{display:inline-block;min-width:4.2rem;padding:0 .4rem;border-radius:3px;color:#fff;
-text-align:center}.get{background:#2a7}.post{background:#27c}.delete{background:#c33}
+text-align:center}.get{background:#2a7}.post{background:#27c}.put{background:#b70}
+.delete{background:#c33}
 table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem}
 td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}code{font-family:ui-monospace,monospace;font-size:.9em;background:#f4f4f4;

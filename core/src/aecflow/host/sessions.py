@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -101,7 +102,7 @@ async def open_session(request: Request) -> Response:
 async def list_sessions(request: Request) -> Response:
     params = request.query_params
     size = params.get("size")
-    if size is not None and not size.isdigit():
+    if size is not None and not re.fullmatch(r"[0-9]{1,15}", size):
         raise InvalidInput("size must be a number of bytes", code="invalid_size")
     found = await _sessions(request).find(
         request.path_params["project"],
