@@ -654,5 +654,3 @@ def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
         "payload": row["payload"],
     }
-
-

@@ -213,9 +213,7 @@ uploads = sa.Table(
 upload_parts = sa.Table(
     "upload_parts",
     metadata,
-    sa.Column(
-        "upload_id", ID, sa.ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True
-    ),
+    sa.Column("upload_id", ID, sa.ForeignKey("uploads.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("number", sa.Integer, primary_key=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
