@@ -11,6 +11,13 @@ upload does).
 
     .venv/bin/python bench/upload.py                 # 1 GiB, 2 repetitions per server
     .venv/bin/python bench/upload.py --size-mib 256 --reps 1
+    .venv/bin/python bench/upload.py --sessions      # streamed vs. upload session, see below
+    .venv/bin/python bench/upload.py --sessions --size-mib 1024 --parallel 4 --part-mib 16
+
+``--sessions`` runs another benchmark instead (bench/sessions.py): the same file streamed in one
+request and sent through an upload session with parallel parts (``aecflow.client``), against
+local storage and against S3 on a loopback moto server; MiB/s and the CPU seconds of the host,
+the client and moto for each. With S3 the session's parts go straight to S3, past the host.
 
 Every server runs in its own process (uvicorn on a free loopback port, started from this
 file with ``--serve``) with the settings ``aecflow serve`` uses, so its RSS and CPU time can be
@@ -96,14 +103,15 @@ def baseline_app(root: Path) -> Any:
     return Starlette(routes=[Route("/upload", upload, methods=["POST"]), Route("/health", health)])
 
 
-def aecflow_app(root: Path) -> Any:
+def aecflow_app(root: Path, storage: dict[str, Any] | None = None) -> Any:
+    """The host on SQLite; local storage under ``root`` unless ``storage`` (a [storage] table)."""
     from aecflow.config import Settings
     from aecflow.host import create_app
 
     raw: dict[str, Any] = {
         "data_dir": str(root / "data"),
         "database": {"url": f"sqlite+aiosqlite:///{root / 'aecflow.db'}"},
-        "storage": {"backend": "local", "root": str(root / "objects")},
+        "storage": storage or {"backend": "local", "root": str(root / "objects")},
         "notifiers": [],
         "worker": {"embedded": False},
     }
@@ -126,11 +134,11 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-async def serve(kind: str, root: Path) -> None:
+async def serve(kind: str, root: Path, storage: dict[str, Any] | None = None) -> None:
     """Run one server the way ``aecflow serve`` does; print ``PORT <n>`` once it listens."""
     import uvicorn
 
-    app = aecflow_app(root) if kind == "aecflow" else baseline_app(root)
+    app = aecflow_app(root, storage) if kind == "aecflow" else baseline_app(root)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="on"
     )
@@ -184,13 +192,21 @@ def probe(url: str, interval_s: float) -> None:
 class Child:
     """A child process running this file in one of its modes; ``close`` always stops it."""
 
-    def __init__(self, *args: str, stdin: bool = False) -> None:
+    def __init__(
+        self,
+        *args: str,
+        stdin: bool = False,
+        env: dict[str, str] | None = None,
+        script: str = __file__,
+    ) -> None:
+        """``env``: the child's whole environment (default: ours); ``script``: another file."""
         self.name = " ".join(args[:2])
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), *args],
+            [sys.executable, os.path.abspath(script), *args],
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
             start_new_session=True,  # Ctrl-C reaches only us, and we stop the children
         )
 
@@ -227,8 +243,16 @@ class Child:
 
 
 class Server(Child):
-    def __init__(self, kind: str, root: Path) -> None:
-        super().__init__("--serve", kind, "--root", str(root))
+    def __init__(
+        self,
+        kind: str,
+        root: Path,
+        storage: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``storage``: the aecflow host's [storage] table (default: local under ``root``)."""
+        extra = ("--storage-json", json.dumps(storage)) if storage else ()
+        super().__init__("--serve", kind, "--root", str(root), *extra, env=env)
         self.kind = kind
         try:
             line = self.read_line(START_TIMEOUT_S)
@@ -679,7 +703,24 @@ def bench(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="size of the big file (1024)")
-    parser.add_argument("--reps", type=int, default=2, help="timed uploads per server (2)")
+    parser.add_argument(
+        "--reps", type=int, help="timed uploads per server (2), per path with --sessions (1)"
+    )
+    parser.add_argument(
+        "--sessions",
+        action="store_true",
+        help="instead: streamed upload vs. upload session, local storage and S3 (moto)",
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=4, help="--sessions: parts in flight at once (4)"
+    )
+    parser.add_argument("--part-mib", type=int, default=16, help="--sessions: part size (16)")
+    parser.add_argument(
+        "--backends", default="local,s3", help="--sessions: local, s3 or both (local,s3)"
+    )
+    parser.add_argument(
+        "--s3-size-mib", type=int, help="--sessions: file size for S3 (default: --size-mib)"
+    )
     parser.add_argument(
         "--concurrent", type=int, default=50, help="uploads at once for /health (50; 0: skip)"
     )
@@ -693,6 +734,7 @@ def main() -> int:
     # internal modes: this file is also the servers and the prober
     parser.add_argument("--serve", choices=["aecflow", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--storage-json", type=json.loads, help=argparse.SUPPRESS)
     parser.add_argument("--probe", help=argparse.SUPPRESS)
     parser.add_argument("--interval-ms", type=float, default=10.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -700,11 +742,15 @@ def main() -> int:
     if args.serve:
         exit_with_parent()
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve(args.serve, args.root))
+            asyncio.run(serve(args.serve, args.root, args.storage_json))
         return 0
     if args.probe:
         probe(args.probe, args.interval_ms / 1000)
         return 0
+    if args.reps is None:
+        args.reps = 1 if args.sessions else 2
+    if args.sessions:
+        return run_sessions(parser, args)
     if min(args.size_mib, args.reps, args.concurrent_mib) < 1 or args.concurrent < 0:
         parser.error("--size-mib, --reps and --concurrent-mib must be positive")
     if args.health_interval_ms <= 0:
@@ -713,6 +759,27 @@ def main() -> int:
         signal.signal(signum, lambda signum, _frame: sys.exit(128 + signum))
     try:
         return bench(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; servers stopped and temporary files removed", file=sys.stderr)
+        return 130
+
+
+def run_sessions(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--sessions``: the benchmark in bench/sessions.py, with this file's servers."""
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    if not backends or set(backends) - {"local", "s3"}:
+        parser.error("--backends takes local, s3 or local,s3")
+    if min(args.size_mib, args.reps, args.parallel, args.s3_size_mib or 1) < 1:
+        parser.error("--size-mib, --s3-size-mib, --reps and --parallel must be positive")
+    if not 5 <= args.part_mib <= 5 * 1024:
+        parser.error("--part-mib must be 5 to 5120 (S3's limits)")
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda signum, _frame: sys.exit(128 + signum))
+    sys.modules.setdefault("upload", sys.modules[__name__])  # one copy of this file, not two
+    import sessions
+
+    try:
+        return sessions.bench(args, backends)
     except KeyboardInterrupt:
         print("\ninterrupted; servers stopped and temporary files removed", file=sys.stderr)
         return 130
