@@ -536,7 +536,13 @@ def _schemas() -> dict[str, Schema]:
             },
             "received": {"type": "boolean"},
             "method": {"type": "string", "examples": ["PUT"]},
-            "url": {"type": "string", "format": "uri"},
+            "url": {
+                "type": "string",
+                "format": "uri-reference",
+                "description": "An absolute presigned URL (direct parts; no Authorization), or "
+                "a path on this host to resolve against the URL the client uses (host parts; "
+                "with the bearer token).",
+            },
             "headers": {"type": "object", "additionalProperties": {"type": "string"}},
         },
         "dependentRequired": {

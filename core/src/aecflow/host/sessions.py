@@ -60,9 +60,13 @@ def _typed(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> An
 
 
 def _with_part_urls(request: Request, view: dict[str, Any]) -> dict[str, Any]:
-    """Point the missing parts of host sessions at this host's part endpoint."""
+    """Point the missing parts of host sessions at this host's part endpoint.
+
+    The URL is a path (with the app's mount point), resolved by the client against the URL
+    it reached the host with: behind a proxy, the host's own idea of its origin may differ.
+    """
     if view["transport"] == "host" and view["status"] == "open":
-        base = str(request.base_url).rstrip("/")
+        base = request.scope.get("root_path", "").rstrip("/")
         for part in view.get("parts", ()):
             if not part["received"]:
                 part.update(
