@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from aecflow.db.schema import audit_log, files, upload_parts, uploads
 
+from . import engine_plugin
 from .live import live_host
 from .test_host import PLUGINS, host_settings, leftovers, poll
 
@@ -63,6 +64,7 @@ async def test_parts_in_any_order_then_complete(
 ) -> None:
     data = make_data(12 * MiB + 123)
     settings = host_settings(tmp_path, database_url, storage=storage_table(tmp_path, backend))
+    engine_plugin.OBSERVED.clear()
     async with (
         live_host(settings, plugins=PLUGINS) as (url, app),
         httpx.AsyncClient(base_url=url, follow_redirects=True, timeout=30) as client,
@@ -118,6 +120,9 @@ async def test_parts_in_any_order_then_complete(
             assert await conn.scalar(sa.select(sa.func.count()).select_from(upload_parts)) == 0
         assert ("upload.open", "ok") in actions and ("upload.complete", "ok") in actions
         assert actions.count(("upload.part", "ok")) == 3
+        seen = [(o.name, o.outcome) for o in engine_plugin.OBSERVED if o.name.startswith("upload.")]
+        assert seen.count(("upload.part", "ok")) == 3
+        assert seen.count(("upload.complete", "ok")) == 2  # the second call found it completed
 
 
 async def test_wrong_part_sizes_and_checksums_are_refused(

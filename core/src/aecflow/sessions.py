@@ -16,17 +16,18 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import math
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import actor as actors
-from aecflow import validation
+from aecflow import telemetry, validation
 from aecflow.actor import Role
 from aecflow.audit import Operation
 from aecflow.breaker import admitted
@@ -40,6 +41,7 @@ from aecflow.errors import (
     TooLarge,
 )
 from aecflow.ids import looks_like_id, uuid7
+from aecflow.observe import timed
 from aecflow.records import FileRecord
 from aecflow.storage import AssembledObject, PartInfo, PartTarget
 from aecflow.streams import HEAD_BYTES
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from aecflow.flow import Flow
 
 log = logging.getLogger(__name__)
+Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
 
 MiB = 1024 * 1024
 #: S3's limits, which every backend is held to so that sessions move between backends.
@@ -153,6 +156,24 @@ class ExactStream:
         )
 
 
+def observed(name: str) -> Callable[[Method], Method]:
+    """Time an operation as an observation (monitors, the ``aecflow.operations`` metric) and
+    a span, like every other operation of the flow."""
+
+    def wrap(method: Method) -> Method:
+        @functools.wraps(method)
+        async def run(self: UploadSessions, *args: Any, **kwargs: Any) -> Any:
+            with (
+                timed(name, self.flow.plugins.observe),
+                telemetry.tracer.start_as_current_span(f"aecflow.{name}"),
+            ):
+                return await method(self, *args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
 class UploadSessions:
     """Open, fill, complete, abort and sweep upload sessions of one flow."""
 
@@ -165,6 +186,7 @@ class UploadSessions:
 
     # -- opening and reading ---------------------------------------------------------------
 
+    @observed("upload.open")
     async def open(
         self,
         project: str,
@@ -401,6 +423,7 @@ class UploadSessions:
 
     # -- parts through the host ------------------------------------------------------------
 
+    @observed("upload.part")
     async def receive_part(
         self,
         upload_id: str,
@@ -495,6 +518,7 @@ class UploadSessions:
 
     # -- completing ------------------------------------------------------------------------
 
+    @observed("upload.complete")
     async def complete(self, upload_id: str) -> tuple[FileRecord, bool]:
         """Verify and publish; returns the file and whether this call published it."""
         flow = self.flow
@@ -658,6 +682,7 @@ class UploadSessions:
 
     # -- aborting and expiry ---------------------------------------------------------------
 
+    @observed("upload.abort")
     async def abort(self, upload_id: str) -> None:
         """Abort a session and remove its parts; aborting an aborted or expired one is fine."""
         async with self.flow.audit.operation("upload.abort", read_only=False) as op:
@@ -678,6 +703,7 @@ class UploadSessions:
                 await self._set_status(upload_id, Status.ABORTED)
         await self._clean(row)
 
+    @observed("upload.sweep")
     async def sweep(self) -> int:
         """Expire overdue sessions and remove the parts of expired and aborted ones; returns
         how many sessions were cleaned. Safe to run in several workers at once."""

@@ -38,6 +38,11 @@ DURATIONS = {
     "flow.ingest": meter.create_histogram(
         "aecflow.upload.duration", unit="s", description="Time to store an upload"
     ),
+    "upload.complete": meter.create_histogram(
+        "aecflow.upload_session.complete.duration",
+        unit="s",
+        description="Time to verify and publish an upload session",
+    ),
     "processing.run": meter.create_histogram(
         "aecflow.processing.duration", unit="s", description="Time of one processing run"
     ),
