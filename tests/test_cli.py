@@ -23,6 +23,8 @@ COMMANDS = [
     ["events"],
     ["events", "dead"],
     ["events", "redeliver"],
+    ["upload"],
+    ["status"],
 ]
 
 
@@ -169,3 +171,38 @@ def test_serve_refuses_no_auth_on_a_public_address(tmp_path: Path) -> None:
     )
     assert result.returncode == 78
     assert "loopback" in result.stderr
+
+
+def test_plugins_load_for_their_own_commands_only(tmp_path: Path, fake_dists) -> None:
+    """A core command starts without importing plugins (its flow loads them if it needs
+    them); a plugin's command is found."""
+    marker = tmp_path / "imported"
+    fake_dists.add(
+        "aecflow-hello",
+        "hello",
+        "aecflow_hello",
+        f"""
+        import pathlib
+
+        import click
+
+        import aecflow
+
+        pathlib.Path({str(marker)!r}).touch()
+
+
+        @aecflow.hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def hello():
+                click.echo("hello from a plugin")
+        """,
+    )
+    env = {"PYTHONPATH": str(fake_dists.root), "AECFLOW_LOAD_PLUGINS": "hello"}
+    core = aecflow(tmp_path, "--log-level", "INFO", "status", "--help", env=env)
+    assert core.returncode == 0, core.stderr
+    assert not marker.exists()
+    plugin = aecflow(tmp_path, "--log-level", "INFO", "hello", env=env)
+    assert plugin.returncode == 0, plugin.stderr
+    assert plugin.stdout.strip() == "hello from a plugin"
+    assert marker.exists()

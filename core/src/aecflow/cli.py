@@ -21,21 +21,32 @@ from typing import TYPE_CHECKING, Any
 import click
 from tqdm import tqdm
 
-from aecflow.catalog import FileQuery
-from aecflow.config import Settings, load_settings
 from aecflow.errors import AecflowError, ConfigError, InvalidInput, NotFound
-from aecflow.flow import Flow
 from aecflow.plugins import PluginHost
-from aecflow.records import FileRecord
 
 if TYPE_CHECKING:
+    from contextlib import AbstractAsyncContextManager
+
     from aecflow.client import Progress
+    from aecflow.config import Settings
+    from aecflow.flow import Flow
+    from aecflow.records import FileRecord
 
 log = logging.getLogger("aecflow.cli")
 
 
 def _settings(ctx: click.Context) -> Settings:
+    from aecflow.config import load_settings
+
     return load_settings(ctx.find_root().params.get("config"))
+
+
+def _open_flow(settings: Settings) -> AbstractAsyncContextManager[Flow]:
+    """``Flow.open``, imported on first use: ``upload`` and ``status`` start without the
+    database layer."""
+    from aecflow.flow import Flow
+
+    return Flow.open(settings)
 
 
 def _quiet_settings(ctx: click.Context) -> Settings:
@@ -156,7 +167,7 @@ async def ingest(
     By default the command waits for processing and notification (done by the worker embedded
     in this process, or by `aecflow worker` processes) and prints the final record.
     """
-    async with Flow.open(_settings(ctx)) as flow:
+    async with _open_flow(_settings(ctx)) as flow:
         record = await flow.ingest_file(
             project,
             file,
@@ -218,6 +229,8 @@ async def files_list(
     as_json: bool,
 ) -> None:
     """List a project's files, newest first."""
+    from aecflow.catalog import FileQuery
+
     query = FileQuery(
         project=project,
         status=status,
@@ -229,7 +242,7 @@ async def files_list(
         limit=limit,
         cursor=cursor,
     )
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         page = await flow.list(query)
     if as_json:
         _print_json(page.as_dict())
@@ -247,7 +260,7 @@ async def files_list(
 @run_async
 async def files_show(ctx: click.Context, file_id: str, as_json: bool) -> None:
     """Show one file's record: metadata, status and processing outcome."""
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         record = await flow.get(file_id)
     _print_record(record, as_json)
 
@@ -310,7 +323,7 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    async with Flow.open(settings) as flow:
+    async with _open_flow(settings) as flow:
         runner = Worker(flow, concurrency=concurrency)
         log.warning("worker %s started: concurrency %d", runner.owner, runner.concurrency)
         tasks = [runner.run(stop, grace_s=grace), flow.uploads.run_sweeper(stop)]
@@ -399,7 +412,7 @@ async def _bootstrap_admin_token(settings: Settings) -> None:
     quiet = settings.model_copy(
         update={"worker": settings.worker.model_copy(update={"embedded": False})}
     )
-    async with Flow.open(quiet) as flow:
+    async with _open_flow(quiet) as flow:
         if await flow.list_tokens():
             return
         info, token = await flow.create_token(
@@ -428,7 +441,7 @@ async def events_dead(
     ctx: click.Context, destination: str | None, limit: int, cursor: str | None, as_json: bool
 ) -> None:
     """List dead letters, newest first, with their last error."""
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         page = await flow.dead_letters(limit=limit, cursor=cursor, destination=destination)
     if as_json:
         _print_json(page)
@@ -451,7 +464,7 @@ async def events_redeliver(ctx: click.Context, ids: tuple[str, ...], everything:
     """Put dead letters (by ID, or --all) back in the queue with fresh attempts."""
     if bool(ids) == everything:
         raise click.UsageError("give dead-letter IDs or --all")
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         count = await flow.redeliver(None if everything else list(ids))
     click.echo(f"{count} event(s) queued for redelivery")
     if ids and count < len(ids):
@@ -493,7 +506,7 @@ async def tokens_create(
 
     if bool(projects) == all_projects:
         raise click.UsageError("give --project P (repeatable) or --all-projects")
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         info, token = await flow.create_token(
             name=name,
             role=Role.parse(role),
@@ -517,7 +530,7 @@ async def tokens_create(
 @run_async
 async def tokens_list(ctx: click.Context, as_json: bool) -> None:
     """List tokens (never the tokens themselves)."""
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         infos = [info.as_dict() for info in await flow.list_tokens()]
     if as_json:
         _print_json({"items": infos, "next_cursor": None})
@@ -537,7 +550,7 @@ async def tokens_list(ctx: click.Context, as_json: bool) -> None:
 @run_async
 async def tokens_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
     """Revoke a token at once."""
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         info = await flow.revoke_token(token_id)
     if as_json:
         _print_json(info.as_dict())
@@ -585,7 +598,7 @@ async def _audit_list(
         "since": since.replace(tzinfo=dt.UTC) if since else None,
         "until": until.replace(tzinfo=dt.UTC) if until else None,
     }
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         page = await flow.audit.search(limit=limit, cursor=cursor, **filters)
     if as_json:
         _print_json(page)
@@ -604,7 +617,7 @@ async def _audit_list(
 @run_async
 async def audit_verify(ctx: click.Context) -> None:
     """Walk the hash chain ([audit] hash_chain = true); exit 1 at the first broken row."""
-    async with Flow.open(_quiet_settings(ctx)) as flow:
+    async with _open_flow(_quiet_settings(ctx)) as flow:
         result = await flow.audit.verify()
     if result["ok"]:
         click.echo(f"audit chain intact: {result['checked']} rows verified")
@@ -910,10 +923,31 @@ def status_command(
         sys.exit(1)
 
 
+#: Options of the ``aecflow`` group that take a value (the command name comes after them).
+_GROUP_OPTIONS_WITH_VALUE = frozenset({"--config", "-c", "--log-level"})
+
+
+def invoked_command(args: list[str]) -> str | None:
+    """The command name on a command line (``aecflow -c x.toml files list`` -> ``files``)."""
+    values = iter(args)
+    for arg in values:
+        if arg in _GROUP_OPTIONS_WITH_VALUE:
+            next(values, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
-    """Entry point: plugins may add commands; known errors become messages and exit codes."""
+    """Entry point: plugins may add commands; known errors become messages and exit codes.
+
+    Plugins are loaded for their commands only when the command line does not name one of
+    ours: the core's commands load plugins themselves when they open a flow (or need none, as
+    ``upload`` and ``status``), so they start without loading every plugin twice.
+    """
     try:
-        PluginHost().load().register_commands(cli)
+        if invoked_command(sys.argv[1:]) not in cli.commands:
+            PluginHost().load().register_commands(cli)
     except AecflowError as exc:  # strict plugin loading failed
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(exc.exit_code)

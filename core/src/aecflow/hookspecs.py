@@ -72,7 +72,12 @@ def register_notifiers(registry: NotifierRegistry) -> None:
 
 @hookspec
 def register_commands(cli: click.Group) -> None:
-    """Add subcommands to the ``aecflow`` command line (``aecflow s3 config`` and the like)."""
+    """Add subcommands to the ``aecflow`` command line (``aecflow s3 config`` and the like).
+
+    Called unless the command line names one of the core's own commands (those load plugins
+    themselves when they open a flow, or need none), so add new top-level commands or groups
+    rather than subcommands of the core's groups.
+    """
 
 
 @hookspec
