@@ -193,3 +193,31 @@ async def test_expired_and_aborted_sessions_abort_the_s3_upload(
             rows = (await conn.execute(sa.select(uploads.c.status, uploads.c.cleaned_at))).all()
         assert sorted(status for status, _ in rows) == ["aborted", "expired"]
         assert all(cleaned is not None for _, cleaned in rows)
+
+
+async def test_the_client_sends_parts_straight_to_s3(
+    tmp_path: Path, bucket: Bucket, database_url: str
+) -> None:
+    """aecflow.client against the host on S3: checksummed parts go to S3 (through the
+    enforcing gateway) without the token, and the record's SHA-256 is the file's."""
+    from aecflow.client import AsyncClient
+
+    source = tmp_path / "scan.bin"
+    data = os.urandom(3 * PART + 17)
+    source.write_bytes(data)
+    async with PresignGateway(bucket.moto.endpoint) as gateway:
+        settings = host_settings(
+            tmp_path / "data", database_url, s3_table(bucket, endpoint_url=gateway.url)
+        )
+        async with (
+            live_host(settings) as (url, _app),
+            AsyncClient(url, part_size=PART, stream_threshold=PART) as client,
+        ):
+            seen = []
+            record = await client.upload(source, "p", {"phase": "survey"}, progress=seen.append)
+            assert record["sha256"] == hashlib.sha256(data).hexdigest()
+            assert record["metadata"] == {"phase": "survey"}
+            assert seen[-1].sent == len(data) and seen[-1].phase == "done"
+    stored = bucket.s3.get_object(Bucket=bucket.name, Key=f"aecflow/p/{record['id']}")
+    assert stored["Body"].read() == data
+    assert bucket.multipart_uploads() == []
