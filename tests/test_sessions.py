@@ -154,6 +154,18 @@ async def test_wrong_part_sizes_and_checksums_are_refused(
         progress = (await client.get(f"/v1/uploads/{session['id']}")).json()
         assert progress["parts_received"] == 0
 
+        # a good part sent again and failing (short, or not matching its checksum) is no
+        # longer received: its bytes may be half overwritten
+        for retry in (
+            {"body": chunks[1][:-5]},
+            {"body": chunks[1], "Content-SHA256": hashlib.sha256(b"y").hexdigest()},
+        ):
+            assert (await send(client, session, 2, chunks[1])).status_code == 200
+            body = retry.pop("body")
+            assert (await send(client, session, 2, body, **retry)).status_code == 400
+            view = (await client.get(f"/v1/uploads/{session['id']}")).json()
+            assert view["parts_received"] == 0
+
         # a missing part: 409 naming it, and the session stays open for it
         for number in (1, 3):
             assert (await send(client, session, number, chunks[number - 1])).status_code == 200

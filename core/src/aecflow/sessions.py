@@ -455,6 +455,9 @@ class UploadSessions:
             if declared is None and row["part_sha256"]:
                 declared = row["part_sha256"][number - 1]
             stream = ExactStream(chunks, part_length(row, number), number)
+            # A part being (re)written is not received: if this attempt fails half-way, an
+            # earlier copy may already be overwritten (local storage writes in place).
+            await self._forget_part(upload_id, number)
             with admitted(flow.breakers["storage"], caller_failed=lambda: stream.source_failed):
                 stored = await self._storage.put_part(
                     row["storage_key"],
@@ -467,20 +470,13 @@ class UploadSessions:
             if digest is None:
                 raise StorageInvalid(f"storage backend {self._storage.name!r} returned no SHA-256")
             op.note(bytes_in=stored.size, details={"upload_id": upload_id, "part": number})
-            async with flow.engine.begin() as conn:
-                await conn.execute(
-                    sa.delete(upload_parts).where(
-                        upload_parts.c.upload_id == upload_id, upload_parts.c.number == number
-                    )
+            if declared is not None and digest != declared:
+                raise InvalidInput(
+                    f"SHA-256 mismatch in part {number}: the client said {declared}, the "
+                    f"server received {digest}; send it again",
+                    code="checksum_mismatch",
                 )
-                if declared is not None and digest != declared:
-                    # the part is now missing: its bytes stay until replaced or cleaned
-                    await op.write(conn)
-                    raise InvalidInput(
-                        f"SHA-256 mismatch in part {number}: the client said {declared}, the "
-                        f"server received {digest}",
-                        code="checksum_mismatch",
-                    )
+            async with flow.engine.begin() as conn:
                 await conn.execute(
                     sa.insert(upload_parts).values(
                         upload_id=upload_id,
@@ -496,6 +492,14 @@ class UploadSessions:
                 )
                 await op.write(conn)
         return {"number": number, "size": stored.size, "sha256": digest}
+
+    async def _forget_part(self, upload_id: str, number: int) -> None:
+        async with self.flow.engine.begin() as conn:
+            await conn.execute(
+                sa.delete(upload_parts).where(
+                    upload_parts.c.upload_id == upload_id, upload_parts.c.number == number
+                )
+            )
 
     def _require_open(self, row: Mapping[str, Any]) -> None:
         status = row["status"]
