@@ -229,6 +229,25 @@ async def test_aborted_sessions_keep_nothing(tmp_path: Path, database_url: str) 
             assert response.json()["error"]["code"] == "upload_aborted"
         assert await file_count(app) == 0
 
+        # aborted while a part is on its way: the part is refused, not recorded
+        racing = await open_session(client, data)
+        halfway, resume = asyncio.Event(), asyncio.Event()
+
+        async def slow_body():
+            yield parts_of(data)[0][:MiB]
+            halfway.set()
+            await resume.wait()
+            yield parts_of(data)[0][MiB:]
+
+        sending = asyncio.create_task(send(client, racing, 1, slow_body()))
+        await halfway.wait()
+        assert (await client.delete(f"/v1/uploads/{racing['id']}")).status_code == 204
+        resume.set()
+        late = await sending
+        assert late.status_code == 409 and late.json()["error"]["code"] == "upload_aborted"
+        async with app.state.flow.engine.connect() as conn:
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(upload_parts)) == 0
+
 
 @BACKENDS
 async def test_expired_sessions_are_refused_and_swept(

@@ -477,6 +477,13 @@ class UploadSessions:
                     code="checksum_mismatch",
                 )
             async with flow.engine.begin() as conn:
+                still_open = await conn.execute(
+                    sa.update(uploads)
+                    .where(uploads.c.id == upload_id, uploads.c.status == Status.OPEN)
+                    .values(updated_at=utcnow())
+                )
+                if still_open.rowcount != 1:  # aborted or completing while the part streamed
+                    self._require_open(await self._load(upload_id, conn))
                 await conn.execute(
                     sa.insert(upload_parts).values(
                         upload_id=upload_id,
@@ -486,9 +493,6 @@ class UploadSessions:
                         etag=stored.etag,
                         received_at=utcnow(),
                     )
-                )
-                await conn.execute(
-                    sa.update(uploads).where(uploads.c.id == upload_id).values(updated_at=utcnow())
                 )
                 await op.write(conn)
         return {"number": number, "size": stored.size, "sha256": digest}
