@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aecflow.config import Settings
 from aecflow.db.schema import metadata
@@ -126,3 +127,39 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     dists = FakeDists(tmp_path / "site", monkeypatch)
     yield dists
     dists.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def inserts_refused(engine: AsyncEngine, table: str = "outbox") -> AsyncIterator[None]:
+    """A real database error inside a transaction: a trigger refuses every insert into
+    ``table`` until the block ends."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    f"RAISE EXCEPTION '{table} refused'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse()"
+                )
+            )
+        else:
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} refused'); END"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            on_table = f" ON {table}" if postgres else ""
+            await conn.execute(sa.text(f"DROP TRIGGER refuse{on_table}"))
+            if postgres:
+                await conn.execute(sa.text("DROP FUNCTION refuse()"))

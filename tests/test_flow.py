@@ -17,7 +17,7 @@ from aecflow.errors import Conflict, InvalidInput, NotFound, TooLarge
 from aecflow.flow import Flow
 from aecflow.streams import aiter_bytes
 
-from .conftest import make_settings
+from .conftest import inserts_refused, make_settings
 
 
 def objects_on_disk(tmp_path: Path) -> list[Path]:
@@ -219,43 +219,12 @@ async def test_database_failure_after_storing_removes_the_object(
     flow: Flow, tmp_path: Path
 ) -> None:
     """A real database error (a trigger refusing the outbox insert) rolls everything back."""
-    async with flow.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(
-                sa.text(
-                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
-                    "RAISE EXCEPTION 'outbox refused'; END $$ LANGUAGE plpgsql"
-                )
-            )
-            await conn.execute(
-                sa.text(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON outbox FOR EACH ROW "
-                    "EXECUTE FUNCTION refuse()"
-                )
-            )
-        else:
-            await conn.execute(
-                sa.text(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON outbox "
-                    "BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"
-                )
-            )
-    try:
+    async with inserts_refused(flow.engine):
         with pytest.raises(sa.exc.DBAPIError):
             await flow.ingest("p1", "model.bin", aiter_bytes(os.urandom(2_000_000)))
         assert await count(flow, files) == 0
         assert await count(flow, jobs) == 0
         assert objects_on_disk(tmp_path) == []
-    finally:
-        async with flow.engine.begin() as conn:
-            await conn.execute(
-                sa.text(
-                    "DROP TRIGGER refuse"
-                    + (" ON outbox" if conn.dialect.name == "postgresql" else "")
-                )
-            )
-            if conn.dialect.name == "postgresql":
-                await conn.execute(sa.text("DROP FUNCTION refuse()"))
 
 
 async def test_download_url_is_signed_for_the_stored_object(flow: Flow) -> None:

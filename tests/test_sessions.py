@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from aecflow.db.schema import audit_log, files, upload_parts, uploads
 
 from . import engine_plugin
+from .conftest import inserts_refused
 from .live import live_host
 from .test_host import PLUGINS, host_settings, leftovers, poll
 
@@ -286,6 +287,43 @@ async def test_expired_sessions_are_refused_and_swept(
             row = (await conn.execute(sa.select(uploads))).mappings().one()
         assert row["status"] == "expired" and row["cleaned_at"] is not None
         assert await file_count(app) == 0
+
+
+@BACKENDS
+async def test_completion_that_failed_in_the_database_can_be_retried(
+    tmp_path: Path, database_url: str, backend: str
+) -> None:
+    """The parts are joined, then publishing fails (a real database error): the joined file
+    waits, a second ``complete`` publishes it, and an abort would remove it."""
+    data = make_data(11 * MiB)
+    settings = host_settings(tmp_path, database_url, storage=storage_table(tmp_path, backend))
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        kept, dropped = [
+            await open_session(client, data, sha256=hashlib.sha256(data).hexdigest())
+            for _ in range(2)
+        ]
+        for session in (kept, dropped):
+            for number, chunk in enumerate(parts_of(data), 1):
+                assert (await send(client, session, number, chunk)).status_code == 200
+        async with inserts_refused(app.state.flow.engine):
+            for session in (kept, dropped):
+                failed = await client.post(f"/v1/uploads/{session['id']}/complete")
+                assert failed.status_code == 500, failed.text
+                view = (await client.get(f"/v1/uploads/{session['id']}")).json()
+                assert view["status"] == "open"
+        assert await file_count(app) == 0
+        assert len(leftovers(tmp_path)) == 2  # the two joined files, nothing else
+
+        done = await client.post(f"/v1/uploads/{kept['id']}/complete")
+        assert done.status_code == 201, done.text
+        record = done.json()
+        assert record["sha256"] == hashlib.sha256(data).hexdigest()
+        assert (await client.get(f"/v1/files/{record['id']}/content")).content == data
+        assert (await client.delete(f"/v1/uploads/{dropped['id']}")).status_code == 204
+        assert [p.name for p in leftovers(tmp_path)] == [record["id"]]
 
 
 @pytest.mark.parametrize(

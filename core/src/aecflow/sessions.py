@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
 import logging
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from aecflow.errors import (
     Conflict,
     InvalidInput,
     NotFound,
+    ObjectNotFound,
     StorageInvalid,
     TooLarge,
 )
@@ -543,29 +545,57 @@ class UploadSessions:
                 self._require_open(row)
                 raise Conflict(f"upload session {upload_id} cannot be completed now")
             try:
-                parts = await self._verified_parts(row)
-            except BaseException:
-                await asyncio.shield(self._set_status(upload_id, Status.OPEN))
-                raise
-            try:
-                with admitted(flow.breakers["storage"]):
-                    assembled = await self._storage.complete_multipart(
-                        row["storage_key"],
-                        row["storage_upload_id"],
-                        parts,
-                        content_type=row["content_type"],
-                        metadata={"project": row["project"], "file-id": row["file_id"]},
-                    )
+                assembled = await self._assemble(row)
             except BaseException:  # the parts are still there: the client may try again
                 await asyncio.shield(self._set_status(upload_id, Status.OPEN))
                 raise
             op.note(bytes_in=assembled.size)
             try:
                 record = await self._publish(row, assembled, op)
-            except BaseException:
+            except InvalidInput:  # wrong checksum or size, or a refused file: nothing to retry
                 await asyncio.shield(self._give_up(row))
                 raise
+            except BaseException:  # e.g. the database went away: the joined file waits
+                await asyncio.shield(self._reopen(upload_id))
+                raise
             return record, True
+
+    async def _assemble(self, row: Mapping[str, Any]) -> AssembledObject:
+        """Join the verified parts into the file, or find the file an earlier call joined
+        before its publication failed."""
+        flow, key = self.flow, row["storage_key"]
+        with admitted(flow.breakers["storage"]):
+            try:
+                info = await self._storage.stat(key)
+            except ObjectNotFound:
+                info = None
+        if info is not None:  # the parts are gone (joined); the file is what they made
+            direct = row["transport"] == "direct"
+            sha256 = row["sha256"] if direct else await self._sha256_of(key)
+            return AssembledObject(key, info.size, sha256, info.etag)
+        parts = await self._verified_parts(row)
+        with admitted(flow.breakers["storage"]):
+            return await self._storage.complete_multipart(
+                key,
+                row["storage_upload_id"],
+                parts,
+                content_type=row["content_type"],
+                metadata={"project": row["project"], "file-id": row["file_id"]},
+            )
+
+    async def _sha256_of(self, key: str) -> str:
+        digest = hashlib.sha256()
+        async for chunk in self._storage.open(key):
+            await asyncio.to_thread(digest.update, chunk)
+        return digest.hexdigest()
+
+    async def _reopen(self, upload_id: str) -> None:
+        """Best effort: when the database is what failed, the completing lease runs out and
+        the next ``complete`` takes over instead."""
+        try:
+            await self._set_status(upload_id, Status.OPEN)
+        except Exception as exc:
+            log.warning("could not reopen upload session %s (%s)", upload_id, exc)
 
     async def _claim(self, upload_id: str) -> bool:
         now = utcnow()
@@ -680,8 +710,8 @@ class UploadSessions:
         return bytes(head)
 
     async def _give_up(self, row: Mapping[str, Any]) -> None:
-        """Publication failed after the parts were joined (checksum, refused file, database):
-        remove the object and whatever is left of the parts, and close the session."""
+        """The joined file is refused (checksum, size, no processor): remove it and whatever
+        is left of the parts, and close the session."""
         try:
             await self._discard(row["storage_key"], row["storage_upload_id"])
             await self._storage.delete(row["storage_key"])
@@ -750,8 +780,10 @@ class UploadSessions:
         return cleaned
 
     async def _clean(self, row: Mapping[str, Any]) -> None:
+        """Remove the parts, and the file if a failed completion had joined them already."""
         with admitted(self.flow.breakers["storage"]):
             await self._storage.abort_multipart(row["storage_key"], row["storage_upload_id"])
+            await self._storage.delete(row["storage_key"])
         async with self.flow.engine.begin() as conn:
             await conn.execute(sa.delete(upload_parts).where(upload_parts.c.upload_id == row["id"]))
             await conn.execute(

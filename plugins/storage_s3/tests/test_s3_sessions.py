@@ -221,3 +221,34 @@ async def test_the_client_sends_parts_straight_to_s3(
     stored = bucket.s3.get_object(Bucket=bucket.name, Key=f"aecflow/p/{record['id']}")
     assert stored["Body"].read() == data
     assert bucket.multipart_uploads() == []
+
+
+async def test_a_completion_that_failed_in_the_database_is_retried(
+    tmp_path: Path, bucket: Bucket, database_url: str
+) -> None:
+    """S3 joined the parts (the multipart upload is gone), then publishing failed: the next
+    ``complete`` publishes the object S3 holds."""
+    from tests.conftest import inserts_refused
+
+    data = os.urandom(6 * MIB)
+    settings = host_settings(tmp_path / "data", database_url, s3_table(bucket))
+    body = {
+        "filename": "a.bin",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "part_size": PART,
+    }
+    async with (
+        live_host(settings) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        session = (await client.post("/v1/projects/p/uploads", json=body)).json()
+        for part, chunk in zip(session["parts"], cut(data), strict=True):
+            assert (await put_part(part, chunk)).status_code == 200
+        async with inserts_refused(app.state.flow.engine, "files"):
+            failed = await client.post(f"/v1/uploads/{session['id']}/complete")
+            assert failed.status_code == 500, failed.text
+        assert bucket.multipart_uploads() == [] and len(bucket.object_keys()) == 1
+        done = await client.post(f"/v1/uploads/{session['id']}/complete")
+        assert done.status_code == 201, done.text
+        assert (await client.get(f"/v1/files/{done.json()['id']}/content")).content == data
