@@ -399,6 +399,10 @@ async def test_tokens_go_to_the_host_only_and_from_the_environment(
             tmp_path, "upload", "model.ok", "-p", "demo", AECFLOW_SERVER=url, AECFLOW_TOKEN=writer
         )
         assert code == 0 and out.splitlines()[-1] == "1 uploaded, 0 failed", err
+        code, out, err = await aecflow(
+            tmp_path, "upload", "model.ok", "-p", "demo", AECFLOW_SERVER=url, AECFLOW_TOKEN=reader
+        )
+        assert code == 77 and "writer role" in err, (out, err)
 
 
 async def test_cli_errors(tmp_path: Path):

@@ -1,7 +1,8 @@
 """The ``aecflow`` command line.
 
 Exit codes scripts can rely on: 0 success, 1 unexpected error, 2 invalid input or usage,
-3 not found, 4 conflict, 69 a dependency unavailable, 78 configuration or plugin error.
+3 not found, 4 conflict, 69 a dependency unavailable, 75 gave up waiting, 77 not permitted
+(a missing, unknown or insufficient token), 78 configuration or plugin error.
 Every command that prints a record or a list takes ``--json``.
 """
 
@@ -690,7 +691,7 @@ def _client_exit_code(exc: Exception) -> int:
     if exc.status == 429 or exc.status >= 500:
         return 69
     if exc.status in (401, 403):
-        return 1
+        return 77  # EX_NOPERM, as for the core's Forbidden
     return 2
 
 
