@@ -8,19 +8,15 @@ and streaming a part's body through the same concurrency cap as streamed uploads
 from __future__ import annotations
 
 import json
-import logging
 import re
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aecflow.errors import InvalidInput
-from aecflow.host.errors import error_response
-from aecflow.host.uploads import UploadSlots, expected_sha256
+from aecflow.host.uploads import expected_sha256, in_upload_slot
 from aecflow.sessions import UploadSessions
-
-log = logging.getLogger("aecflow.host")
 
 #: A session request lists at most 10,000 part checksums (about 700 KB of JSON).
 MAX_JSON_BODY = 2 * 1024 * 1024
@@ -135,25 +131,15 @@ async def complete_session(request: Request) -> Response:
 
 
 async def put_part(request: Request) -> Response:
-    slots: UploadSlots = request.app.state.upload_slots
     number = request.path_params["number"]
-    if not slots.try_acquire():
-        return error_response(
-            503,
-            "too_many_uploads",
-            f"{slots.limit} uploads are already running; try again shortly",
-            {"Retry-After": "2"},
-        )
-    try:
+
+    async def receive() -> Response:
         receipt = await _sessions(request).receive_part(
             request.path_params["upload_id"],
             number,
             request.stream(),
             sha256=expected_sha256(request),
         )
-    except ClientDisconnect:
-        log.info("client went away while sending part %d; nothing was kept", number)
-        return Response(status_code=400)  # never reaches the client
-    finally:
-        slots.release()
-    return JSONResponse(receipt)
+        return JSONResponse(receipt)
+
+    return await in_upload_slot(request, receive, f"part {number} of an upload session")

@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import urllib.parse
+from collections.abc import Awaitable, Callable
 
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
@@ -93,10 +94,13 @@ def request_metadata(request: Request, fields: dict[str, str] | None = None) -> 
     return meta
 
 
-async def upload(request: Request) -> Response:
-    flow = request.app.state.flow
+async def in_upload_slot(
+    request: Request, receive: Callable[[], Awaitable[Response]], what: str
+) -> Response:
+    """Run ``receive`` (a request whose body streams into storage) within the global cap on
+    concurrent uploads: 503 with Retry-After beyond it. A client that goes away mid-body is
+    logged, not reported: nothing it sent was kept."""
     slots: UploadSlots = request.app.state.upload_slots
-    project = validation.project_name(request.path_params["project"])
     if not slots.try_acquire():
         return error_response(
             503,
@@ -105,12 +109,20 @@ async def upload(request: Request) -> Response:
             {"Retry-After": "2"},
         )
     try:
-        return await _receive(request, flow, project)
+        return await receive()
     except ClientDisconnect:
-        log.info("client went away during an upload to %s; nothing was kept", project)
+        log.info("client went away during %s; nothing was kept", what)
         return Response(status_code=400)  # never reaches the client
     finally:
         slots.release()
+
+
+async def upload(request: Request) -> Response:
+    flow = request.app.state.flow
+    project = validation.project_name(request.path_params["project"])
+    return await in_upload_slot(
+        request, lambda: _receive(request, flow, project), f"an upload to {project}"
+    )
 
 
 async def _receive(request: Request, flow, project: str) -> Response:

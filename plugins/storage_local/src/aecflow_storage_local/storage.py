@@ -98,14 +98,7 @@ class LocalStorage(Storage):
 
         ``content_type`` and ``metadata`` are not stored: the core keeps them in its database.
         """
-        writer = fileio.AtomicWriter(
-            key=key,
-            final_path=object_path(self.objects_dir, key),
-            objects_dir=self.objects_dir,
-            real_objects_dir=self._real_objects_dir,
-            tmp_dir=self.tmp_dir,
-            fsync=self.config.fsync,
-        )
+        writer = self._writer(key)
         try:
             await self._run(writer.open, size)
             await self._stream(writer, chunks)
@@ -114,6 +107,17 @@ class LocalStorage(Storage):
             await self._abort(writer)
             raise
         return StoredObject(key=key, size=written, sha256=sha256)
+
+    def _writer(self, key: str) -> fileio.AtomicWriter:
+        """A writer that publishes ``key`` atomically (temp file, fsync, rename)."""
+        return fileio.AtomicWriter(
+            key=key,
+            final_path=object_path(self.objects_dir, key),
+            objects_dir=self.objects_dir,
+            real_objects_dir=self._real_objects_dir,
+            tmp_dir=self.tmp_dir,
+            fsync=self.config.fsync,
+        )
 
     async def _stream(
         self, writer: fileio.AtomicWriter | fileio.PartWriter, chunks: AsyncIterable[bytes]
@@ -207,14 +211,7 @@ class LocalStorage(Storage):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> AssembledObject:
-        writer = fileio.AtomicWriter(
-            key=key,
-            final_path=object_path(self.objects_dir, key),
-            objects_dir=self.objects_dir,
-            real_objects_dir=self._real_objects_dir,
-            tmp_dir=self.tmp_dir,
-            fsync=self.config.fsync,
-        )
+        writer = self._writer(key)
         path = self._session_file(upload_id)
         try:
             await self._run(writer.adopt, path, HASH_BLOCK)
