@@ -46,7 +46,7 @@ from aecflow.ids import looks_like_id, uuid7
 from aecflow.observe import timed
 from aecflow.records import FileRecord
 from aecflow.storage import AssembledObject, PartInfo, PartTarget
-from aecflow.streams import HEAD_BYTES
+from aecflow.streams import HEAD_BYTES, LimitedStream
 
 if TYPE_CHECKING:
     from aecflow.flow import Flow
@@ -118,42 +118,27 @@ def part_length(row: Mapping[str, Any], number: int) -> int:
     return min(row["part_size"], row["size"] - start)
 
 
-class ExactStream:
+class ExactStream(LimitedStream):
     """Passes ``chunks`` through, refusing (``part_size_mismatch``) a part that is longer or
     shorter than ``expected`` before a byte too many reaches storage."""
 
     def __init__(self, chunks: AsyncIterable[bytes], expected: int, number: int) -> None:
-        self._chunks = aiter(chunks)
-        self._expected = expected
+        super().__init__([], aiter(chunks), expected)
         self._number = number
-        self.seen = 0
-        self.source_failed = False
-
-    def __aiter__(self) -> ExactStream:
-        return self
 
     async def __anext__(self) -> bytes:
         try:
-            try:
-                chunk = bytes(await anext(self._chunks))
-            except StopAsyncIteration:
-                if self.seen != self._expected:
-                    raise self._mismatch() from None
-                raise
-            self.seen += len(chunk)
-            if self.seen > self._expected:
-                raise self._mismatch()
-            return chunk
+            return await super().__anext__()
         except StopAsyncIteration:
-            raise
-        except BaseException:
-            self.source_failed = True
+            if self.seen != self._max:
+                self.source_failed = True
+                raise self.too_large() from None
             raise
 
-    def _mismatch(self) -> InvalidInput:
-        got = f"{self.seen} bytes" if self.seen <= self._expected else "more"
+    def too_large(self) -> InvalidInput:
+        got = f"{self.seen} bytes" if self.seen <= self._max else "more"
         return InvalidInput(
-            f"part {self._number} must be {self._expected} bytes; received {got}",
+            f"part {self._number} must be {self._max} bytes; received {got}",
             code="part_size_mismatch",
         )
 

@@ -54,13 +54,17 @@ class LimitedStream:
                     chunk = bytes(await anext(self._rest))
             self.seen += len(chunk)
             if self.seen > self._max:
-                raise TooLarge(f"the file is larger than the limit of {self._max} bytes")
+                raise self.too_large()
             return chunk
         except StopAsyncIteration:
             raise
         except BaseException:
             self.source_failed = True
             raise
+
+    def too_large(self) -> Exception:
+        """The error for a stream that passed ``max_size``."""
+        return TooLarge(f"the file is larger than the limit of {self._max} bytes")
 
 
 async def file_chunks(path: Path, chunk_size: int = CHUNK) -> AsyncIterator[bytes]:
