@@ -45,7 +45,7 @@ from aecflow.errors import (
 from aecflow.ids import looks_like_id, uuid7
 from aecflow.observe import timed
 from aecflow.records import FileRecord
-from aecflow.storage import AssembledObject, PartInfo, PartTarget
+from aecflow.storage import AssembledObject, PartInfo, Storage
 from aecflow.streams import HEAD_BYTES, LimitedStream
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class UploadSessions:
         self.flow = flow
 
     @property
-    def _storage(self):
+    def _storage(self) -> Storage:
         return self.flow.storage
 
     # -- opening and reading ---------------------------------------------------------------
@@ -350,23 +350,21 @@ class UploadSessions:
         view = self._summary(row, received)
         if not live:
             return view
-        targets: dict[int, PartTarget | None] = {}
-        if row["transport"] == "direct":
+        if row["transport"] == "direct":  # host parts get their URL from the HTTP layer
             expires = row["expires_at"] - utcnow()
             declared = row["part_sha256"] or []
             for part in view["parts"]:
-                if not part["received"]:
-                    number = part["number"]
-                    targets[number] = await self._storage.part_url(
-                        row["storage_key"],
-                        row["storage_upload_id"],
-                        number,
-                        expires=expires,
-                        sha256=declared[number - 1] if declared else None,
-                    )
-        for part in view["parts"]:
-            if (target := targets.get(part["number"])) is not None:
-                part.update(method=target.method, url=target.url, headers=dict(target.headers))
+                if part["received"]:
+                    continue
+                target = await self._storage.part_url(
+                    row["storage_key"],
+                    row["storage_upload_id"],
+                    part["number"],
+                    expires=expires,
+                    sha256=declared[part["number"] - 1] if declared else None,
+                )
+                if target is not None:
+                    part.update(method=target.method, url=target.url, headers=dict(target.headers))
         return view
 
     def _summary(
