@@ -30,7 +30,7 @@ def result(results: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def quantity(data: dict[str, Any], cls: str, name: str) -> float:
-    return data["quantities"]["by_class"][cls]["by_name"][name]["total"]
+    return data["quantities"][cls][name]["value"]
 
 
 def material(data: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def test_duplex(results: dict[str, dict[str, Any]]) -> None:
     ]
     assert wall["total_thickness"] == pytest.approx(0.417)
     assert material(data, "material", "Metal - Steel - 345 MPa")["direct"] == 8
-    assert data["quantities"]["value_count"] == 21
+    assert data["quantity_value_count"] == 21
     assert quantity(data, "IfcSpace", "GSA BIM Area") == pytest.approx(422.046566)
     assert data["property_sets"]["PSet_Revit_Other"] == 251
     assert data["property_sets"]["PSet_Revit_Constraints"] == 250
@@ -106,7 +106,7 @@ def test_fzk_haus(results: dict[str, dict[str, Any]]) -> None:
         "Holz", "Leichtbeton 102890359", "Radial Gradient Fill 1515460218", "Solid",
         "Solid 397409098", "Stahlbeton 65690",
     ]  # fmt: skip
-    assert data["quantities"]["value_count"] == 3284
+    assert data["quantity_value_count"] == 3284
     assert data["storeys"] == ["Erdgeschoss", "Dachgeschoss"]
     assert data["element_counts"] == {
         "IfcBeam": 4, "IfcDoor": 5, "IfcMember": 42, "IfcOpeningElement": 17, "IfcRailing": 2,
@@ -136,7 +136,7 @@ def test_large_building(results: dict[str, dict[str, Any]]) -> None:
     assert data["product_count"] == 187
     assert data["elements_with_material"] == 101
     assert len(ifc_materials(data)) == 13
-    assert data["quantities"]["value_count"] == 573
+    assert data["quantity_value_count"] == 573
     assert data["storeys"] == ["Level 1", "Level 2"]
     assert data["element_counts"]["IfcWindow"] == 42
     assert data["element_counts"]["IfcWallStandardCase"] == 18
@@ -166,7 +166,7 @@ def test_revit_quantities(results: dict[str, dict[str, Any]]) -> None:
     assert (data["entity_count"], data["product_count"]) == (1383, 25)
     assert data["storeys"] == ["Level 1"]
     assert data["elements_with_material"] == 10
-    assert data["quantities"]["value_count"] == 7
+    assert data["quantity_value_count"] == 7
     assert quantity(data, "IfcSpace", "GSA BIM Area") == pytest.approx(185.06)
     assert data["property_sets"]["PSet_Revit_Constraints"] == 20
 
@@ -186,7 +186,7 @@ def test_ifczip(results: dict[str, dict[str, Any]]) -> None:
     ]  # fmt: skip
     assert data["elements_with_material"] == 416
     assert ifc_materials(data) == ["Aluminium", "Kalksandstein", "Leer", "Stahlbeton"]
-    assert data["quantities"]["value_count"] == 1774
+    assert data["quantity_value_count"] == 1774
     assert quantity(data, "IfcWallStandardCase", "GrossVolume") == pytest.approx(808.422587)
     assert data["element_counts"]["IfcWindow"] == 206
 

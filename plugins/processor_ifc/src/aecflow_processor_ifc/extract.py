@@ -86,6 +86,8 @@ def summarise(model: Any, config: IfcProcessorConfig) -> dict[str, Any]:
         "materials": materials.entries,
         "elements_with_material": materials.elements_with_material,
         "quantities": properties.quantities,
+        "quantity_sets": properties.quantity_sets,
+        "quantity_value_count": properties.quantity_value_count,
         "property_sets": properties.property_sets,
         "notes": notes,
     }
