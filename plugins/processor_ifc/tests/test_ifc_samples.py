@@ -157,8 +157,11 @@ def test_ifc_open_house_in_millimetres(results: dict[str, dict[str, Any]]) -> No
     # 360 mm in the file, reported in metres.
     assert wall["layers"] == [{"name": None, "material": "Brick", "thickness": 0.36}]
     assert wall["elements"] == 4
-    # The only storey has no name: it is listed by its STEP id rather than dropped.
+    # The only storey has no name: it is listed by its STEP id rather than dropped, and
+    # the tree calls it the same.
     assert data["storeys"] == ["#38"]
+    building = data["spatial_tree"][0]["children"][0]["children"][0]
+    assert [(s["class"], s["name"]) for s in building["children"]] == [("IfcBuildingStorey", "#38")]
 
 
 def test_revit_quantities(results: dict[str, dict[str, Any]]) -> None:
