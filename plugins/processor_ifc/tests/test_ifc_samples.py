@@ -124,6 +124,7 @@ def test_fzk_haus(results: dict[str, dict[str, Any]]) -> None:
     assert data["property_sets"]["AC_Pset_Name"] == 89
     assert data["parse"]["partial"] is False
     assert data["parse"]["scanned_entities"] == 44249
+    assert data["warnings"] == []
 
 
 def test_large_building(results: dict[str, dict[str, Any]]) -> None:
@@ -200,6 +201,10 @@ def test_empty_model(results: dict[str, dict[str, Any]]) -> None:
     assert data["element_counts"] == {} and data["materials"] == [] and data["storeys"] == []
     assert data["parse"]["partial"] is False
     assert data["header"]["name"] == "IFC Engine DLL test"
+    # Nothing to summarise is said, not left to an empty-looking clean result.
+    assert data["warnings"] == [
+        "the file holds no entity instances (its DATA section is empty): the summary is empty"
+    ]
 
 
 def test_cyclic_placement(results: dict[str, dict[str, Any]]) -> None:
@@ -208,6 +213,7 @@ def test_cyclic_placement(results: dict[str, dict[str, Any]]) -> None:
     assert data["element_counts"] == {"IfcBuildingElementProxy": 1}
     assert data["project_name"] == "Regression"
     assert data["parse"]["partial"] is False
+    assert data["warnings"] == []
 
 
 def test_errorfile_is_a_partial_parse(results: dict[str, dict[str, Any]]) -> None:
@@ -219,6 +225,8 @@ def test_errorfile_is_a_partial_parse(results: dict[str, dict[str, Any]]) -> Non
     assert data["entity_count"] == 7
     assert parse["warnings"] == parse["errors"] == 0  # IfcOpenShell logs nothing
     assert "read only 7" in parse["reasons"][0]
+    # The partial read is the first thing the result says, not only a flag deep in parse.
+    assert len(data["warnings"]) == 1 and "read only 7 of them" in data["warnings"][0]
 
 
 def test_unsupported_schema_is_named() -> None:
@@ -227,6 +235,18 @@ def test_unsupported_schema_is_named() -> None:
     assert str(caught.value).startswith(
         "IFC4X3_RC2 is not supported; supported: IFC2X3, IFC4, IFC4X3_ADD2"
     )
+    # Refused, but what the header and the first instances say is kept beside the error.
+    got = caught.value.result
+    assert got["schema"] == "IFC4X3_RC2"
+    assert got["header"]["time_stamp"] == "2019-10-22T12:33:12"
+    assert got["header"]["originating_system"] == "SketchUp Pro 2015"
+    assert got["header"]["description"] == ["ViewDefinition [CoordinationView]"]
+    assert got["application"] == {
+        "name": "SketchUp Pro 2015", "version": "2015", "identifier": "2015",
+        "developer": "SketchUp",
+    }  # fmt: skip
+    assert got["project_name"] == "Default Project"
+    assert got["source"] == {"format": "ifc", "size": 394747}
 
 
 def test_unterminated_comment_is_not_ifc() -> None:
