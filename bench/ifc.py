@@ -85,7 +85,7 @@ def fingerprint(summary: dict[str, Any]) -> dict[str, Any]:
         "element_counts": summary["element_counts"],
         "storeys": summary["storeys"],
         "elements_with_material": summary["elements_with_material"],
-        "quantity_values": summary["quantities"]["value_count"],
+        "quantity_values": summary["quantity_value_count"],
     }
 
 

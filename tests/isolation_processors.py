@@ -50,6 +50,20 @@ class WordCount(Processor):
         )
 
 
+class PickyButTells(Processor):
+    """Refuses the file, but says what it could read of it; ``bad`` adds a value JSON refuses."""
+
+    def __init__(self, config: NoConfig) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        first = path.read_text(encoding="utf-8").split()[0]
+        result: dict = {"first": first, "warnings": ["read the first word only"]}
+        if context.metadata.get("bad"):
+            result["bad"] = float("nan")
+        raise InvalidInput("unsupported variant", result=result)
+
+
 class Picky(Processor):
     def __init__(self, config: NoConfig) -> None:
         pass

@@ -206,3 +206,19 @@ def test_plugins_load_for_their_own_commands_only(tmp_path: Path, fake_dists) ->
     assert plugin.returncode == 0, plugin.stderr
     assert plugin.stdout.strip() == "hello from a plugin"
     assert marker.exists()
+
+
+def test_files_show_prints_the_warnings_of_a_partial_read(tmp_path: Path) -> None:
+    from .conftest import SAMPLES
+
+    broken = SAMPLES / "edge" / "errorfile.ifc"
+    if not broken.exists():
+        pytest.skip(f"no samples at {SAMPLES}")
+    result = aecflow(tmp_path, "ingest", str(broken), "--project", "demo", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["processing"]["outcome"] == "succeeded"
+    (warning,) = record["processing"]["warnings"]
+    assert "read only 7 of them" in warning
+    human = aecflow(tmp_path, "files", "show", record["id"]).stdout
+    assert f"warning       {warning}" in human

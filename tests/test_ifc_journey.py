@@ -93,8 +93,16 @@ async def test_edge_files_get_classified_outcomes_and_the_worker_goes_on(
                 assert len(record.processing["error"]) > 20
         broken = (await flow.get(ids["edge/errorfile.ifc"])).processing["result"]["parse"]
         assert broken["partial"] is True and broken["scanned_entities"] == 6184
+        # Partial and empty reads succeed, but the record says so beside the outcome.
+        warnings = {name: (await flow.get(ids[name])).processing["warnings"] for name in ids}
+        assert "read only 7 of them" in warnings["edge/errorfile.ifc"][0]
+        assert "no entity instances" in warnings["edge/EmptyTest.ifc"][0]
+        assert warnings["edge/cyclic-placement.ifc"] == []
+        assert warnings["edge/unterminated-comment.ifc"] == []
         road = await flow.get(ids["KIT-Simple-Road-IFC4x3_RC2.ifc"])
         assert "IFC4X3_RC2" in road.processing["error"]
+        assert road.processing["result"]["schema"] == "IFC4X3_RC2"
+        assert road.processing["result"]["application"]["name"] == "SketchUp Pro 2015"
         after = await flow.ingest_file("edge", SAMPLES / "IfcOpenHouse_IFC4.ifc")
         await worker.run_until_idle()
         assert (await flow.get(after.id)).status == "processed"

@@ -6,6 +6,7 @@ Every failure case is followed by a succeeding run, to show that the parent live
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .isolation_processors import (
     NativeOutOfMemory,
     NoConfig,
     Picky,
+    PickyButTells,
     PidFileConfig,
     SecretConfig,
     SecretEcho,
@@ -184,6 +186,20 @@ async def test_failures_are_classified_and_the_parent_lives_on(
     assert report.error is not None and message in report.error, report
     assert report.result is None
     await assert_still_works(sample, context)
+
+
+async def test_a_refusal_keeps_what_could_be_read(sample: Path, context: ProcessingContext):
+    report = await run(PickyButTells, NoConfig(), sample, context, GENEROUS)
+    assert (report.outcome, report.error) == (Outcome.INVALID_INPUT, "unsupported variant")
+    assert report.result == {"first": "ISO-10303-21;", "warnings": ["read the first word only"]}
+    # A result JSON cannot hold costs the result, not the refusal.
+    bad = dataclasses.replace(context, metadata={"bad": "1"})
+    report = await run(PickyButTells, NoConfig(), sample, bad, GENEROUS)
+    assert (report.outcome, report.error, report.result) == (
+        Outcome.INVALID_INPUT,
+        "unsupported variant",
+        None,
+    )
 
 
 async def test_an_exception_leaves_its_traceback_in_the_log(

@@ -77,7 +77,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         processor = import_path(job["factory"])(config)
         result = processor.process(Path(job["path"]), ProcessingContext(**job["context"]))
     except InvalidInput as exc:
-        return {"outcome": "invalid_input", "error": str(exc)}
+        report = {"outcome": "invalid_input", "error": str(exc)}
+        if isinstance(getattr(exc, "result", None), dict):
+            report["result"] = exc.result
+        return report
     except MemoryError as exc:
         return {"outcome": "out_of_memory", "error": _describe(exc)}
     except BaseException as exc:  # SystemExit and KeyboardInterrupt are crashes here too
@@ -99,6 +102,11 @@ def write_result(path: str, report: dict[str, Any]) -> None:
         # allow_nan=False: NaN and Infinity are not JSON and would break the database later.
         text = json.dumps(report, allow_nan=False)
     except (TypeError, ValueError) as exc:
+        if report.get("outcome") == "invalid_input" and "result" in report:
+            # What could be read is a courtesy: without it the refusal still stands.
+            del report["result"]
+            write_result(path, report)
+            return
         text = json.dumps(
             {
                 "outcome": "crashed",

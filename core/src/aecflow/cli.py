@@ -113,6 +113,8 @@ def _print_record_data(data: dict[str, Any], as_json: bool) -> None:
     click.echo(f"{'outcome':13} {processing.get('outcome') or 'pending'}")
     if processing.get("error"):
         click.echo(f"{'error':13} {processing['error']}")
+    for warning in processing.get("warnings") or ():
+        click.echo(f"{'warning':13} {warning}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

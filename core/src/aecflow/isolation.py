@@ -93,6 +93,10 @@ class ProcessorSpec:
         )
 
 
+#: Outcomes whose report may carry a result (for invalid_input: what could still be read).
+_WITH_RESULT = (Outcome.SUCCEEDED, Outcome.INVALID_INPUT)
+
+
 @dataclass(frozen=True)
 class RunReport:
     """How one isolated run ended; ``error`` is written for a person and names the limit hit."""
@@ -184,7 +188,8 @@ async def _run_in(
     outcome, error = _classify(proc.returncode, timed_out, report, log_tail, limits, duration_s)
     return RunReport(
         outcome=outcome,
-        result=report.get("result") if report and outcome is Outcome.SUCCEEDED else None,
+        # A refusal may carry what could still be read; other failures have no result.
+        result=report.get("result") if report and outcome in _WITH_RESULT else None,
         error=error,
         duration_s=duration_s,
         peak_rss_mb=report.get("peak_rss_mb") if report else None,

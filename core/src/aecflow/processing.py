@@ -27,7 +27,15 @@ class Outcome(StrEnum):
 
 
 class InvalidInput(Exception):
-    """Raised by ``process`` when the file is not something it can read; the message is shown."""
+    """Raised by ``process`` when the file is not something it can read; the message is shown.
+
+    ``result`` (JSON-serialisable) is what could still be read, recorded beside the error, so
+    a refused file keeps the facts a person needs to understand why (its schema, its tool).
+    """
+
+    def __init__(self, message: str, *, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,20 @@ PROCESSING_KEYS = (
     "finished_at",
     "duration_s",
     "result",
+    "warnings",
 )
+
+
+def result_warnings(result: Any) -> list[str]:
+    """The processor result's top-level ``warnings`` (a list of strings), else ``[]``.
+
+    Derived when the record is read, for every processor and every record already stored,
+    so a summary built from part of a file is flagged wherever the record is shown.
+    """
+    found = result.get("warnings") if isinstance(result, Mapping) else None
+    if not isinstance(found, list):
+        return []
+    return [item for item in found if isinstance(item, str)]
 
 
 class FileStatus:
@@ -51,6 +64,7 @@ class FileRecord:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> FileRecord:
         processing = {key: None for key in PROCESSING_KEYS} | dict(row["processing"] or {})
+        processing["warnings"] = result_warnings(processing["result"])
         return cls(
             id=row["id"],
             project=row["project"],

@@ -6,6 +6,10 @@ attributes (``IsDefinedBy``) instead of one pass over relationship lists, IfcOpe
 unit scale, and a line-by-line text count that splits on every kind of line ending.
 
     .venv/bin/python plugins/processor_ifc/tests/derive_expected.py FILE.ifc [...]
+
+Its ``quantities`` add every value under a name, duplicates included (LargeBuilding's walls
+carry NetVolume twice, in mm3 and m3); the processor counts each element once per name, and
+``test_ifc_quantities.py`` derives those figures by its own method.
 """
 
 from __future__ import annotations

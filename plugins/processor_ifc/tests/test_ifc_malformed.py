@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
-from ifc_support import BODY, FOOTER, HEADER, TINY, context, sample, write
+from ifc_support import BODY, FOOTER, HEADER, TINY, context, run, sample, write
 
 from aecflow.processing import InvalidInput
 from aecflow_processor_ifc import IfcProcessor
@@ -172,3 +172,20 @@ def _children() -> set[int]:
     for thread in task.iterdir():
         found |= {int(p) for p in (thread / "children").read_text().split()}
     return found
+
+
+def test_unsupported_schema_keeps_the_header_decoded(tmp_path: Path) -> None:
+    text = (
+        b"ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('a'),'2;1');\n"
+        b"FILE_NAME('Geb\\X2\\00E4\\X0\\ude.ifc','2024-05-01T10:00:00',('it''s me'),('O'),"
+        b"'pre','Tool 1','');\nFILE_SCHEMA(('IFC9'));\nENDSEC;\nDATA;\n"
+        b"#1=IFCORGANIZATION($,'Acme',$,$,$);\n#2=IFCAPPLICATION(#1,'9','Acme CAD','ac');\n"
+        b"ENDSEC;\nEND-ISO-10303-21;\n"
+    )
+    with pytest.raises(InvalidInput, match="IFC9 is not supported") as caught:
+        run(write(tmp_path / "x.ifc", text))
+    got = caught.value.result
+    assert got["header"]["name"] == "Gebäude.ifc"
+    assert got["header"]["author"] == ["it's me"]
+    assert got["application"]["developer"] == "Acme"
+    assert got["project_name"] is None

@@ -30,7 +30,7 @@ def result(results: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def quantity(data: dict[str, Any], cls: str, name: str) -> float:
-    return data["quantities"]["by_class"][cls]["by_name"][name]["total"]
+    return data["quantities"][cls][name]["value"]
 
 
 def material(data: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def test_duplex(results: dict[str, dict[str, Any]]) -> None:
     ]
     assert wall["total_thickness"] == pytest.approx(0.417)
     assert material(data, "material", "Metal - Steel - 345 MPa")["direct"] == 8
-    assert data["quantities"]["value_count"] == 21
+    assert data["quantity_value_count"] == 21
     assert quantity(data, "IfcSpace", "GSA BIM Area") == pytest.approx(422.046566)
     assert data["property_sets"]["PSet_Revit_Other"] == 251
     assert data["property_sets"]["PSet_Revit_Constraints"] == 250
@@ -106,7 +106,7 @@ def test_fzk_haus(results: dict[str, dict[str, Any]]) -> None:
         "Holz", "Leichtbeton 102890359", "Radial Gradient Fill 1515460218", "Solid",
         "Solid 397409098", "Stahlbeton 65690",
     ]  # fmt: skip
-    assert data["quantities"]["value_count"] == 3284
+    assert data["quantity_value_count"] == 3284
     assert data["storeys"] == ["Erdgeschoss", "Dachgeschoss"]
     assert data["element_counts"] == {
         "IfcBeam": 4, "IfcDoor": 5, "IfcMember": 42, "IfcOpeningElement": 17, "IfcRailing": 2,
@@ -124,6 +124,7 @@ def test_fzk_haus(results: dict[str, dict[str, Any]]) -> None:
     assert data["property_sets"]["AC_Pset_Name"] == 89
     assert data["parse"]["partial"] is False
     assert data["parse"]["scanned_entities"] == 44249
+    assert data["warnings"] == []
 
 
 def test_large_building(results: dict[str, dict[str, Any]]) -> None:
@@ -136,7 +137,7 @@ def test_large_building(results: dict[str, dict[str, Any]]) -> None:
     assert data["product_count"] == 187
     assert data["elements_with_material"] == 101
     assert len(ifc_materials(data)) == 13
-    assert data["quantities"]["value_count"] == 573
+    assert data["quantity_value_count"] == 573
     assert data["storeys"] == ["Level 1", "Level 2"]
     assert data["element_counts"]["IfcWindow"] == 42
     assert data["element_counts"]["IfcWallStandardCase"] == 18
@@ -157,8 +158,11 @@ def test_ifc_open_house_in_millimetres(results: dict[str, dict[str, Any]]) -> No
     # 360 mm in the file, reported in metres.
     assert wall["layers"] == [{"name": None, "material": "Brick", "thickness": 0.36}]
     assert wall["elements"] == 4
-    # The only storey has no name: it is listed by its STEP id rather than dropped.
+    # The only storey has no name: it is listed by its STEP id rather than dropped, and
+    # the tree calls it the same.
     assert data["storeys"] == ["#38"]
+    building = data["spatial_tree"][0]["children"][0]["children"][0]
+    assert [(s["class"], s["name"]) for s in building["children"]] == [("IfcBuildingStorey", "#38")]
 
 
 def test_revit_quantities(results: dict[str, dict[str, Any]]) -> None:
@@ -166,7 +170,7 @@ def test_revit_quantities(results: dict[str, dict[str, Any]]) -> None:
     assert (data["entity_count"], data["product_count"]) == (1383, 25)
     assert data["storeys"] == ["Level 1"]
     assert data["elements_with_material"] == 10
-    assert data["quantities"]["value_count"] == 7
+    assert data["quantity_value_count"] == 7
     assert quantity(data, "IfcSpace", "GSA BIM Area") == pytest.approx(185.06)
     assert data["property_sets"]["PSet_Revit_Constraints"] == 20
 
@@ -186,7 +190,7 @@ def test_ifczip(results: dict[str, dict[str, Any]]) -> None:
     ]  # fmt: skip
     assert data["elements_with_material"] == 416
     assert ifc_materials(data) == ["Aluminium", "Kalksandstein", "Leer", "Stahlbeton"]
-    assert data["quantities"]["value_count"] == 1774
+    assert data["quantity_value_count"] == 1774
     assert quantity(data, "IfcWallStandardCase", "GrossVolume") == pytest.approx(808.422587)
     assert data["element_counts"]["IfcWindow"] == 206
 
@@ -197,6 +201,10 @@ def test_empty_model(results: dict[str, dict[str, Any]]) -> None:
     assert data["element_counts"] == {} and data["materials"] == [] and data["storeys"] == []
     assert data["parse"]["partial"] is False
     assert data["header"]["name"] == "IFC Engine DLL test"
+    # Nothing to summarise is said, not left to an empty-looking clean result.
+    assert data["warnings"] == [
+        "the file holds no entity instances (its DATA section is empty): the summary is empty"
+    ]
 
 
 def test_cyclic_placement(results: dict[str, dict[str, Any]]) -> None:
@@ -205,6 +213,7 @@ def test_cyclic_placement(results: dict[str, dict[str, Any]]) -> None:
     assert data["element_counts"] == {"IfcBuildingElementProxy": 1}
     assert data["project_name"] == "Regression"
     assert data["parse"]["partial"] is False
+    assert data["warnings"] == []
 
 
 def test_errorfile_is_a_partial_parse(results: dict[str, dict[str, Any]]) -> None:
@@ -216,6 +225,8 @@ def test_errorfile_is_a_partial_parse(results: dict[str, dict[str, Any]]) -> Non
     assert data["entity_count"] == 7
     assert parse["warnings"] == parse["errors"] == 0  # IfcOpenShell logs nothing
     assert "read only 7" in parse["reasons"][0]
+    # The partial read is the first thing the result says, not only a flag deep in parse.
+    assert len(data["warnings"]) == 1 and "read only 7 of them" in data["warnings"][0]
 
 
 def test_unsupported_schema_is_named() -> None:
@@ -224,6 +235,18 @@ def test_unsupported_schema_is_named() -> None:
     assert str(caught.value).startswith(
         "IFC4X3_RC2 is not supported; supported: IFC2X3, IFC4, IFC4X3_ADD2"
     )
+    # Refused, but what the header and the first instances say is kept beside the error.
+    got = caught.value.result
+    assert got["schema"] == "IFC4X3_RC2"
+    assert got["header"]["time_stamp"] == "2019-10-22T12:33:12"
+    assert got["header"]["originating_system"] == "SketchUp Pro 2015"
+    assert got["header"]["description"] == ["ViewDefinition [CoordinationView]"]
+    assert got["application"] == {
+        "name": "SketchUp Pro 2015", "version": "2015", "identifier": "2015",
+        "developer": "SketchUp",
+    }  # fmt: skip
+    assert got["project_name"] == "Default Project"
+    assert got["source"] == {"format": "ifc", "size": 394747}
 
 
 def test_unterminated_comment_is_not_ifc() -> None:

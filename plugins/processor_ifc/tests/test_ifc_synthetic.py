@@ -59,15 +59,13 @@ def test_quantities_and_property_sets(model: tuple[Path, Expected]) -> None:
     path, expected = model
     data = run(path)
     quantities = data["quantities"]
-    assert quantities["value_count"] == expected.quantity_values
+    assert data["quantity_value_count"] == expected.quantity_values
     for cls, names in expected.quantity_totals.items():
-        by_name = quantities["by_class"][cls]["by_name"]
-        assert {n: by_name[n]["total"] for n in names} == pytest.approx(names, rel=1e-9)
-    walls = quantities["by_class"]["IfcWall"]
-    assert walls["objects"] == 240
-    assert walls["length"] == pytest.approx(
-        sum(expected.quantity_totals["IfcWall"][n] for n in ("Length", "Width", "Height"))
-    )
+        got = quantities[cls]
+        assert {n: got[n]["value"] for n in names} == pytest.approx(names, rel=1e-9)
+        assert {n: got[n]["count"] for n in names} == expected.quantity_counts[cls]
+    assert quantities["IfcWall"]["Length"]["count"] == 240
+    assert quantities["IfcWall"]["NetVolume"]["unit"] == "m3"
     assert data["property_sets"] == dict(expected.property_sets)
 
 

@@ -51,11 +51,11 @@ def test_feet_square_feet_and_cubic_centimetres(tmp_path: Path) -> None:
         "area": {"name": "SQUARE FOOT", "to_si": 0.09290304},
         "volume": {"name": "CENTI CUBIC_METRE", "to_si": pytest.approx(1e-6)},
     }
-    wall = data["quantities"]["by_class"]["IfcWall"]["by_name"]
-    assert wall["Length"]["total"] == pytest.approx(3.048)  # 10 ft
-    assert wall["GrossSideArea"]["total"] == pytest.approx(9.290304)  # 100 sq ft
-    assert wall["NetVolume"]["total"] == pytest.approx(1.0)  # 1,000,000 cm3
-    assert wall["Height"]["total"] == pytest.approx(2.5)  # its own unit: 2500 mm
+    wall = data["quantities"]["IfcWall"]
+    assert wall["Length"]["value"] == pytest.approx(3.048)  # 10 ft
+    assert wall["GrossSideArea"]["value"] == pytest.approx(9.290304)  # 100 sq ft
+    assert wall["NetVolume"]["value"] == pytest.approx(1.0)  # 1,000,000 cm3
+    assert wall["Height"]["value"] == pytest.approx(2.5)  # its own unit: 2500 mm
     (layer_set,) = [m for m in data["materials"] if m["kind"] == "layer_set"]
     assert layer_set["layers"][0]["thickness"] == pytest.approx(0.1524)  # half a foot
     # 10 ft above 0 ft: sorted by elevation in metres, whatever the file order.

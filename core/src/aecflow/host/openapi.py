@@ -232,7 +232,19 @@ def _schemas() -> dict[str, Schema]:
             "started_at": _nullable(DATE_TIME),
             "finished_at": _nullable(DATE_TIME),
             "duration_s": {"type": ["number", "null"], "minimum": 0},
-            "result": {"description": "What the processor returned (JSON), or `null`."},
+            "result": {
+                "description": "What the processor returned (JSON), or `null`. Beside an "
+                "`invalid_input` error it may hold what could still be read. The `ifc` "
+                "processor's `quantities` is class -> quantity name -> "
+                '`{"value": number, "unit": "m"|"m2"|"m3"|"kg"|"s"|null, "count": integer}` '
+                "(SI totals; see the processor's README)."
+            },
+            "warnings": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The result's own `warnings` (a partial or empty read, for "
+                "example); `[]` when there are none. A run can succeed with warnings.",
+            },
             "attempts": {"type": "integer", "minimum": 0},
         },
     }

@@ -29,13 +29,17 @@ def summarise(model: Any, config: IfcProcessorConfig) -> dict[str, Any]:
     schema = model.schema_identifier
     fields = Fields(schema)
     notes: list[str] = []
+    warnings: list[str] = []
 
     def section(name: str, compute: Callable[[], T], fallback: T) -> T:
         try:
             return compute()
         except Exception as exc:  # one odd section must not cost the rest of the summary
             raise_if_out_of_memory(exc)
-            notes.append(f"{name}: could not be summarised ({type(exc).__name__}: {exc})")
+            warnings.append(
+                f"{name}: could not be summarised ({type(exc).__name__}: {exc}); that part of "
+                "the summary is empty"
+            )
             return fallback
 
     units = section("units", lambda: project_units(model, fields), Units())
@@ -86,7 +90,10 @@ def summarise(model: Any, config: IfcProcessorConfig) -> dict[str, Any]:
         "materials": materials.entries,
         "elements_with_material": materials.elements_with_material,
         "quantities": properties.quantities,
+        "quantity_sets": properties.quantity_sets,
+        "quantity_value_count": properties.quantity_value_count,
         "property_sets": properties.property_sets,
+        "warnings": warnings,
         "notes": notes,
     }
 

@@ -86,9 +86,12 @@ def check_header(path: Path) -> HeaderCheck:
     schema = names[0].upper()
     supported = supported_schemas()
     if schema not in supported:
+        from aecflow_processor_ifc.header_text import readable
+
         raise InvalidInput(
             f"{schema} is not supported; supported: {', '.join(supported)} "
-            "(IfcOpenShell 0.9 reads these schemas only)"
+            "(IfcOpenShell 0.9 reads these schemas only)",
+            result=readable(header, head, schema),
         )
     return HeaderCheck(schema=schema, bom=bom)
 

@@ -88,6 +88,24 @@ def reconcile(
     return Reconciled(entity_count=entity_count, parse=parse)
 
 
+def warnings_of(parse: dict[str, Any], entity_count: int) -> list[str]:
+    """What a reader must know before trusting the summary: a partial read, an empty file,
+    errors IfcOpenShell logged. Empty for a clean read, so ``[]`` means the summary is whole."""
+    warnings = list(parse["reasons"])
+    if entity_count == 0:
+        warnings.append(
+            "the file holds no entity instances (its DATA section is empty): the summary is empty"
+        )
+    if parse["errors"]:
+        first = next((m["message"] for m in parse["messages"] if m["severity"] == "ERROR"), "")
+        quoted = f" (first: {first[:200]})" if first else ""
+        warnings.append(
+            f"IfcOpenShell reported {parse['errors']} error(s) while reading{quoted}; "
+            "see parse.messages"
+        )
+    return warnings
+
+
 def _first_problem(messages: list[LogMessage]) -> str:
     """IfcOpenShell's first error, else its first warning, as a parenthesis for a message."""
     for severity in ("ERROR", "WARNING"):

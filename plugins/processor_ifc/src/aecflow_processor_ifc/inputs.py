@@ -51,7 +51,12 @@ def prepared(path: Path, config: IfcProcessorConfig) -> Iterator[Prepared]:
             source.update(format="ifczip", member=member, size=step.stat().st_size)
         else:
             step = path
-        header = check_header(step)
+        try:
+            header = check_header(step)
+        except InvalidInput as exc:
+            if exc.result is not None:
+                exc.result["source"] = source
+            raise
         if header.bom:
             scratch = stack.enter_context(_scratch(config))
             step = _strip_bom(step, scratch)

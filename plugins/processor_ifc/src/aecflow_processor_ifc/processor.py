@@ -113,10 +113,14 @@ def _assemble(
     summary: dict[str, Any], entity_count: int, parse: dict[str, Any], source: dict[str, Any]
 ) -> dict[str, Any]:
     """The result in reading order: identity, counts, structure, materials, the fine print."""
+    from aecflow_processor_ifc.honesty import warnings_of
+
     notes = summary.pop("notes")
     keys = ("schema", "header", "application", "project_name")
     data = {key: summary.pop(key) for key in keys}
     data["entity_count"] = entity_count
+    # Up front: a partial or empty read must not look like a clean one.
+    data["warnings"] = warnings_of(parse, entity_count) + summary.pop("warnings")
     data.update(summary)
     data["parse"] = parse
     data["source"] = source

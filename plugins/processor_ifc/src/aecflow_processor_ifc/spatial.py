@@ -60,7 +60,7 @@ def spatial_summary(model: Any, fields: Fields, units: Units, max_nodes: int) ->
         inst = nodes[ref]
         entry: dict[str, Any] = {
             "class": inst.is_a(),
-            "name": fields.text(inst, "Name"),
+            "name": label(fields, inst),
             "long_name": fields.text(inst, "LongName"),
             "elements": contained.get(ref, 0),
         }
@@ -110,6 +110,12 @@ def spatial_summary(model: Any, fields: Fields, units: Units, max_nodes: int) ->
     return out
 
 
+def label(fields: Fields, inst: Any) -> str:
+    """What a spatial element is called, in the tree and in ``storeys`` alike: its Name,
+    else its LongName, else its STEP id (``#38``), so an unnamed storey is still findable."""
+    return fields.text(inst, "Name") or fields.text(inst, "LongName") or f"#{inst.id()}"
+
+
 def _storeys_in_order(
     model: Any, fields: Fields, units: Units, seen_order: dict[int, int]
 ) -> list[str]:
@@ -120,7 +126,7 @@ def _storeys_in_order(
         elevation = fields.get(storey, "Elevation")
         known = is_number(elevation)
         level = units.to_si("length", elevation) if known else 0.0
-        name = fields.text(storey, "Name") or fields.text(storey, "LongName") or f"#{ref}"
+        name = label(fields, storey)
         found.append((not known, level, seen_order.get(ref, len(seen_order) + ref), name))
     found.sort()
     return [name for *_, name in found]

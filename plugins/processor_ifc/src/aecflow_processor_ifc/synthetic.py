@@ -62,6 +62,8 @@ class Expected:
     project_name: str = ""
     #: class -> quantity name -> total in SI units (m, m2, m3).
     quantity_totals: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: class -> quantity name -> elements carrying it.
+    quantity_counts: dict[str, Counter[str]] = field(default_factory=dict)
     quantity_values: int = 0
     #: pset name -> number of objects it is attached to.
     property_sets: Counter[str] = field(default_factory=Counter)
@@ -73,6 +75,7 @@ class Expected:
     def add_quantity(self, cls: str, name: str, value_si: float) -> None:
         per_class = self.quantity_totals.setdefault(cls, {})
         per_class[name] = per_class.get(name, 0.0) + value_si
+        self.quantity_counts.setdefault(cls, Counter())[name] += 1
         self.quantity_values += 1
 
 
