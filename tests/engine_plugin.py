@@ -138,7 +138,9 @@ class StagingStorage(LocalStorage):
     """Local storage with the contract's default multipart upload (each part staged as an
     object, joined on completion): what a third-party backend without its own gets."""
 
+    create_multipart = Storage.create_multipart
     put_part = Storage.put_part
+    discard_part = Storage.discard_part
     list_parts = Storage.list_parts
     complete_multipart = Storage.complete_multipart
     abort_multipart = Storage.abort_multipart

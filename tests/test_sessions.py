@@ -269,8 +269,8 @@ async def test_expired_sessions_are_refused_and_swept(
         chunks = parts_of(data)
         for number, chunk in enumerate(chunks, 1):
             assert (await send(client, session, number, chunk)).status_code == 200
-        # in place: one file for the session; staged: one object per part
-        assert len(leftovers(tmp_path)) == {"local": 1, "staging": 2}[backend]
+        # one file (local) or object (staged) per recorded attempt, never one shared file
+        assert len(leftovers(tmp_path)) == 2
         await asyncio.sleep(1.6)
         late = await send(client, session, 1, chunks[0])
         assert late.status_code == 410 and late.json()["error"]["code"] == "upload_expired"
@@ -388,3 +388,113 @@ async def test_open_sessions_are_found_by_the_files_identity(
         assert [s["id"] for s in found.json()["items"]] == [wanted["id"]]
         other_project = await client.get("/v1/projects/tower-b/uploads")
         assert other_project.json() == {"items": []}
+
+
+class PartGate:
+    """Holds one ``put_part`` call of the real storage at a barrier: ``mid_write`` after its
+    first chunk went to storage, ``before_record`` after storage returned and before the core
+    records the part. Every other call passes straight through."""
+
+    def __init__(self, storage, hold: str) -> None:
+        self.real = storage.put_part
+        self.hold = hold
+        self.reached, self.release = asyncio.Event(), asyncio.Event()
+        self.armed = True
+        storage.put_part = self.put_part
+
+    async def put_part(self, key, upload_id, number, chunks, *, offset):
+        if not self.armed:
+            return await self.real(key, upload_id, number, chunks, offset=offset)
+        self.armed = False
+
+        async def held():
+            async for chunk in chunks:
+                yield chunk
+                if self.hold == "mid_write" and not self.reached.is_set():
+                    self.reached.set()
+                    await self.release.wait()
+
+        stored = await self.real(key, upload_id, number, held(), offset=offset)
+        if self.hold == "before_record":
+            self.reached.set()
+            await self.release.wait()
+        return stored
+
+
+@BACKENDS
+@pytest.mark.parametrize("hold", ["mid_write", "before_record"])
+async def test_a_late_part_write_never_changes_the_published_file(
+    tmp_path: Path, database_url: str, backend: str, hold: str
+) -> None:
+    """A slow PUT of part 1 started before a faster one and before ``complete``: held at a
+    barrier while the fast one lands and the session completes, it is refused (409) and the
+    published bytes stay those recorded, matching the file's SHA-256."""
+    data = make_data(6 * MiB)
+    stale = os.urandom(PART)
+    settings = host_settings(tmp_path, database_url, storage=storage_table(tmp_path, backend))
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        session = await open_session(client, data)
+        chunks = parts_of(data)
+        assert (await send(client, session, 2, chunks[1])).status_code == 200
+        gate = PartGate(app.state.flow.storage, hold)
+        slow = asyncio.create_task(send(client, session, 1, stale))
+        await gate.reached.wait()
+        fast = await send(client, session, 1, chunks[0])
+        assert fast.status_code == 200, fast.text
+        done = await client.post(f"/v1/uploads/{session['id']}/complete")
+        assert done.status_code == 201, done.text
+        gate.release.set()
+        late = await slow
+        assert late.status_code == 409, late.text
+        assert late.json()["error"]["code"] == "upload_completed"
+        record = done.json()
+        content = (await client.get(f"/v1/files/{record['id']}/content")).content
+        assert content == data
+        assert record["sha256"] == hashlib.sha256(data).hexdigest()
+        # the refused attempt left nothing behind: only the published object
+        assert [p.name for p in leftovers(tmp_path)] == [record["id"]]
+
+
+@BACKENDS
+async def test_concurrent_puts_of_one_part_the_last_to_finish_wins(
+    tmp_path: Path, database_url: str, backend: str
+) -> None:
+    """Two PUTs of part 1 at once: both written, the first held before it is recorded while
+    the second is recorded. Both are answered 200 (never a 500); the one recorded last holds
+    the part, and what is published is exactly its bytes and recorded hash."""
+    data = make_data(6 * MiB)
+    other = os.urandom(PART)
+    settings = host_settings(tmp_path, database_url, storage=storage_table(tmp_path, backend))
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        session = await open_session(client, data)
+        chunks = parts_of(data)
+        assert (await send(client, session, 2, chunks[1])).status_code == 200
+        gate = PartGate(app.state.flow.storage, "before_record")
+        first = asyncio.create_task(send(client, session, 1, other))
+        await gate.reached.wait()
+        second = await send(client, session, 1, chunks[0])
+        assert second.status_code == 200, second.text
+        gate.release.set()
+        first_answer = await first
+        assert first_answer.status_code == 200, first_answer.text
+        assert first_answer.json()["sha256"] == hashlib.sha256(other).hexdigest()
+        view = (await client.get(f"/v1/uploads/{session['id']}")).json()
+        assert view["parts_received"] == 2
+        async with app.state.flow.engine.connect() as conn:
+            recorded = await conn.scalar(
+                sa.select(upload_parts.c.sha256).where(upload_parts.c.number == 1)
+            )
+        assert recorded == hashlib.sha256(other).hexdigest()
+        done = await client.post(f"/v1/uploads/{session['id']}/complete")
+        assert done.status_code == 201, done.text
+        expected = other + chunks[1]
+        assert done.json()["sha256"] == hashlib.sha256(expected).hexdigest()
+        content = (await client.get(f"/v1/files/{done.json()['id']}/content")).content
+        assert content == expected
+        assert [p.name for p in leftovers(tmp_path)] == [done.json()["id"]]

@@ -39,6 +39,7 @@ from aecflow.errors import (
     InvalidInput,
     NotFound,
     ObjectNotFound,
+    StorageError,
     StorageInvalid,
     TooLarge,
 )
@@ -440,55 +441,106 @@ class UploadSessions:
             if declared is None and row["part_sha256"]:
                 declared = row["part_sha256"][number - 1]
             stream = ExactStream(chunks, part_length(row, number), number)
-            # A part being (re)written is not received: if this attempt fails half-way, an
-            # earlier copy may already be overwritten (local storage writes in place).
-            await self._forget_part(upload_id, number)
-            with admitted(flow.breakers["storage"], caller_failed=lambda: stream.source_failed):
-                stored = await self._storage.put_part(
-                    row["storage_key"],
-                    row["storage_upload_id"],
-                    number,
-                    stream,
-                    offset=(number - 1) * row["part_size"],
-                )
-            digest = stored.sha256
-            if digest is None:
-                raise StorageInvalid(f"storage backend {self._storage.name!r} returned no SHA-256")
-            op.note(bytes_in=stored.size, details={"upload_id": upload_id, "part": number})
-            if declared is not None and digest != declared:
-                raise InvalidInput(
-                    f"SHA-256 mismatch in part {number}: the client said {declared}, the "
-                    f"server received {digest}; send it again",
-                    code="checksum_mismatch",
-                )
-            async with flow.engine.begin() as conn:
-                still_open = await conn.execute(
-                    sa.update(uploads)
-                    .where(uploads.c.id == upload_id, uploads.c.status == Status.OPEN)
-                    .values(updated_at=utcnow())
-                )
-                if still_open.rowcount != 1:  # aborted or completing while the part streamed
-                    self._require_open(await self._load(upload_id, conn))
-                await conn.execute(
-                    sa.insert(upload_parts).values(
-                        upload_id=upload_id,
-                        number=number,
-                        size=stored.size,
-                        sha256=digest,
-                        etag=stored.etag,
-                        received_at=utcnow(),
+            # A part being (re)written is not received: a backend that still writes in place
+            # may already be overwriting the earlier copy.
+            forgotten = await self._forget_part(upload_id, number)
+            if forgotten is not None:
+                await asyncio.shield(self._discard_part(row, forgotten))
+            try:
+                with admitted(flow.breakers["storage"], caller_failed=lambda: stream.source_failed):
+                    stored = await self._storage.put_part(
+                        row["storage_key"],
+                        row["storage_upload_id"],
+                        number,
+                        stream,
+                        offset=(number - 1) * row["part_size"],
                     )
-                )
-                await op.write(conn)
+            except StorageError:  # e.g. completion removed the parts under it: say so
+                self._require_open(await self._load(upload_id))
+                raise
+            try:
+                digest = stored.sha256
+                if digest is None:
+                    raise StorageInvalid(
+                        f"storage backend {self._storage.name!r} returned no SHA-256"
+                    )
+                op.note(bytes_in=stored.size, details={"upload_id": upload_id, "part": number})
+                if declared is not None and digest != declared:
+                    raise InvalidInput(
+                        f"SHA-256 mismatch in part {number}: the client said {declared}, the "
+                        f"server received {digest}; send it again",
+                        code="checksum_mismatch",
+                    )
+                replaced = await self._record_part(upload_id, stored, op)
+            except BaseException:  # not recorded: this attempt's bytes are never published
+                await asyncio.shield(self._discard_part(row, stored))
+                raise
+            if replaced is not None and replaced.etag != stored.etag:
+                await asyncio.shield(self._discard_part(row, replaced))
         return {"number": number, "size": stored.size, "sha256": digest}
 
-    async def _forget_part(self, upload_id: str, number: int) -> None:
+    async def _record_part(
+        self, upload_id: str, stored: PartInfo, op: Operation
+    ) -> PartInfo | None:
+        """Record ``stored`` as the part, if the session is still open; returns the attempt it
+        replaced. The session row is updated first: that locks it, so recordings of one
+        session and its ``complete`` claim run one after the other, and the last attempt to
+        finish before the claim is the one completion publishes."""
         async with self.flow.engine.begin() as conn:
+            await self._lock_open(conn, upload_id)
+            old = await self._delete_part(conn, upload_id, stored.number)
             await conn.execute(
-                sa.delete(upload_parts).where(
-                    upload_parts.c.upload_id == upload_id, upload_parts.c.number == number
+                sa.insert(upload_parts).values(
+                    upload_id=upload_id,
+                    number=stored.number,
+                    size=stored.size,
+                    sha256=stored.sha256,
+                    etag=stored.etag,
+                    received_at=utcnow(),
                 )
             )
+            await op.write(conn)
+        return old
+
+    async def _delete_part(
+        self, conn: AsyncConnection, upload_id: str, number: int
+    ) -> PartInfo | None:
+        """Remove the record of part ``number``; returns the attempt it named, if any."""
+        where = sa.and_(upload_parts.c.upload_id == upload_id, upload_parts.c.number == number)
+        old = (await conn.execute(sa.select(upload_parts).where(where))).first()
+        await conn.execute(sa.delete(upload_parts).where(where))
+        return None if old is None else PartInfo(old.number, old.size, old.sha256, old.etag)
+
+    async def _lock_open(self, conn: AsyncConnection, upload_id: str) -> None:
+        """Touch the session row (locking it until ``conn`` commits); raises unless open."""
+        still_open = await conn.execute(
+            sa.update(uploads)
+            .where(uploads.c.id == upload_id, uploads.c.status == Status.OPEN)
+            .values(updated_at=utcnow())
+        )
+        if still_open.rowcount != 1:  # aborted or completing while the part streamed
+            self._require_open(await self._load(upload_id, conn))
+            raise Conflict(f"upload session {upload_id} is not open")
+
+    async def _discard_part(self, row: Mapping[str, Any], part: PartInfo) -> None:
+        """Best effort: an attempt left behind is removed with the session anyway."""
+        try:
+            await self._storage.discard_part(row["storage_key"], row["storage_upload_id"], part)
+        except Exception as exc:
+            log.warning(
+                "could not remove attempt %s of part %d of upload session %s (%s)",
+                part.etag,
+                part.number,
+                row["id"],
+                exc,
+            )
+
+    async def _forget_part(self, upload_id: str, number: int) -> PartInfo | None:
+        """Unrecord part ``number`` while the session is open (never under a completion that
+        already listed it); returns the attempt that was recorded."""
+        async with self.flow.engine.begin() as conn:
+            await self._lock_open(conn, upload_id)
+            return await self._delete_part(conn, upload_id, number)
 
     def _require_open(self, row: Mapping[str, Any]) -> None:
         status = row["status"]

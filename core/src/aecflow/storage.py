@@ -77,8 +77,11 @@ class AssembledObject:
 STAGING_PREFIX = ".uploads"
 
 
-def staging_key(upload_id: str, number: int) -> str:
-    return f"{STAGING_PREFIX}/{upload_id}/{number:05d}"
+def staging_key(upload_id: str, number: int, attempt: str | None = None) -> str:
+    """Where one attempt at part ``number`` is staged (``attempt`` is the part's etag; parts
+    staged before attempts existed have none)."""
+    base = f"{STAGING_PREFIX}/{upload_id}/{number:05d}"
+    return f"{base}.{attempt}" if attempt else base
 
 
 class Storage(ABC):
@@ -176,11 +179,24 @@ class Storage(ABC):
     async def put_part(
         self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, offset: int
     ) -> PartInfo:
-        """Store part ``number`` (its first byte is at ``offset`` in the file), replacing an
-        earlier copy, and return its size and SHA-256 (computed while writing). If ``chunks``
-        raises, the part counts as not received (the core sends it again or aborts)."""
-        stored = await self.put(staging_key(upload_id, number), chunks)
-        return PartInfo(number, stored.size, stored.sha256, stored.etag)
+        """Store one attempt at part ``number`` (its first byte is at ``offset`` in the file)
+        and return its size, SHA-256 (computed while writing) and an ``etag`` naming this
+        attempt. If ``chunks`` raises, the part counts as not received.
+
+        Every call writes a copy of its own, never into another attempt's bytes or into a file
+        ``complete_multipart`` may publish: two attempts at one part can run at once, and one
+        can still be running after the session completed. The core records one attempt per
+        part (the last to finish) and passes its etag to ``complete_multipart``; attempts it
+        did not record are handed to ``discard_part``.
+        """
+        attempt = uuid.uuid4().hex
+        stored = await self.put(staging_key(upload_id, number, attempt), chunks)
+        return PartInfo(number, stored.size, stored.sha256, attempt)
+
+    async def discard_part(self, key: str, upload_id: str, part: PartInfo) -> None:
+        """Remove one attempt that ``put_part`` stored and the core did not (or no longer)
+        record; removing it twice is fine."""
+        await self.delete(staging_key(upload_id, part.number, part.etag))
 
     async def part_url(
         self,
@@ -198,11 +214,11 @@ class Storage(ABC):
     async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
         """The parts the backend holds, by number. Sizes and etags only: the core keeps the
         checksums of parts it received itself."""
-        parts = [
-            PartInfo(int(info.key.rsplit("/", 1)[1]), info.size, etag=info.etag)
-            async for info in self.list(f"{STAGING_PREFIX}/{upload_id}/")
-        ]
-        return sorted(parts, key=lambda part: part.number)
+        parts: dict[int, PartInfo] = {}
+        async for info in self.list(f"{STAGING_PREFIX}/{upload_id}/"):
+            number, _, attempt = info.key.rsplit("/", 1)[1].partition(".")
+            parts[int(number)] = PartInfo(int(number), info.size, etag=attempt or None)
+        return sorted(parts.values(), key=lambda part: part.number)
 
     async def complete_multipart(
         self,
@@ -213,11 +229,12 @@ class Storage(ABC):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> AssembledObject:
-        """Publish ``parts`` (all of them, in order) as ``key`` atomically."""
+        """Publish ``parts`` (all of them, in order, each the attempt its etag names) as
+        ``key`` atomically."""
 
         async def joined() -> AsyncIterator[bytes]:
             for part in parts:
-                async for chunk in self.open(staging_key(upload_id, part.number)):
+                async for chunk in self.open(staging_key(upload_id, part.number, part.etag)):
                     yield chunk
 
         total = sum(part.size for part in parts)

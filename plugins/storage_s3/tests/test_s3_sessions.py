@@ -252,3 +252,79 @@ async def test_a_completion_that_failed_in_the_database_is_retried(
         done = await client.post(f"/v1/uploads/{session['id']}/complete")
         assert done.status_code == 201, done.text
         assert (await client.get(f"/v1/files/{done.json()['id']}/content")).content == data
+
+
+async def test_a_part_sent_after_completion_changes_nothing(
+    tmp_path: Path, bucket: Bucket, database_url: str
+) -> None:
+    """A slow client sends part 1 again (other bytes) after the session completed: S3 has no
+    such multipart upload any more, so the published object keeps the bytes it was recorded
+    with."""
+    data = os.urandom(6 * MIB)
+    settings = host_settings(tmp_path / "data", database_url, s3_table(bucket))
+    body = {
+        "filename": "a.bin",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "part_size": PART,
+    }
+    async with (
+        live_host(settings) as (url, _app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        session = (await client.post("/v1/projects/p/uploads", json=body)).json()
+        for part, chunk in zip(session["parts"], cut(data), strict=True):
+            assert (await put_part(part, chunk)).status_code == 200
+        done = await client.post(f"/v1/uploads/{session['id']}/complete")
+        assert done.status_code == 201, done.text
+        late = await put_part(session["parts"][0], os.urandom(PART))
+        assert not late.is_success  # S3 answers 404 NoSuchUpload (moto: a 500)
+        record = done.json()
+        stored = bucket.s3.get_object(Bucket=bucket.name, Key=f"aecflow/p/{record['id']}")
+        assert stored["Body"].read() == data
+        assert record["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_part_replaced_while_completing_is_a_conflict(
+    tmp_path: Path, bucket: Bucket, database_url: str
+) -> None:
+    """Part 2 is sent again (other bytes) after the core listed the parts and before S3 joins
+    them: S3 refuses the stale etag, the client gets 409 ``upload_parts_changed`` (not a storage
+    error), nothing is published, and the session stays open for the right part."""
+    data = os.urandom(6 * MIB)
+    chunks = cut(data)
+    settings = host_settings(tmp_path / "data", database_url, s3_table(bucket))
+    body = {
+        "filename": "a.bin",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "part_size": PART,
+    }
+    async with (
+        live_host(settings) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        session = (await client.post("/v1/projects/p/uploads", json=body)).json()
+        for part, chunk in zip(session["parts"], chunks, strict=True):
+            assert (await put_part(part, chunk)).status_code == 200
+        storage = app.state.flow.storage
+        real_complete = storage.complete_multipart
+
+        async def replaced_first(*args, **kwargs):
+            storage.complete_multipart = real_complete
+            other = os.urandom(len(chunks[1]))
+            assert (await put_part(session["parts"][1], other)).status_code == 200
+            return await real_complete(*args, **kwargs)
+
+        storage.complete_multipart = replaced_first
+        refused = await client.post(f"/v1/uploads/{session['id']}/complete")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "upload_parts_changed"
+        assert bucket.object_keys() == []
+        view = (await client.get(f"/v1/uploads/{session['id']}")).json()
+        assert view["status"] == "open"
+
+        assert (await put_part(session["parts"][1], chunks[1])).status_code == 200
+        done = await client.post(f"/v1/uploads/{session['id']}/complete")
+        assert done.status_code == 201, done.text
+        assert (await client.get(f"/v1/files/{done.json()['id']}/content")).content == data

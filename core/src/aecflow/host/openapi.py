@@ -876,7 +876,8 @@ def _upload_sessions() -> dict[str, dict[str, Schema]]:
                 "description": "Writer; `host` sessions only (`direct` ones send their parts to "
                 "the URLs the session lists). The body is exactly the part's bytes; a body of "
                 "another length is 400 `part_size_mismatch` and nothing is kept. Sending a "
-                "part again replaces it.",
+                "part again replaces it: the last PUT to finish wins; one still running when "
+                "the session completes is 409 and changes nothing.",
                 "parameters": [
                     UPLOAD_ID,
                     _path(
@@ -954,6 +955,7 @@ def _upload_sessions() -> dict[str, dict[str, Schema]]:
                             "upload_incomplete",
                             "upload_aborted",
                             "upload_completing",
+                            "upload_parts_changed",
                             "conflict",
                         ],
                         s410=["upload_expired"],

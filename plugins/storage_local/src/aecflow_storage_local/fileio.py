@@ -146,17 +146,24 @@ class AtomicWriter:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             self._tmp_path = path
 
-    def adopt(self, path: Path, block_size: int) -> None:
-        """Take over a file already written elsewhere on this filesystem (the parts of an
-        upload session, written at their offsets) and hash it, so ``commit`` publishes it."""
+    def append(self, path: Path, start: int, length: int, block_size: int) -> None:
+        """Copy ``length`` bytes of the file at ``path`` from ``start`` onto the end (joining
+        the parts of an upload session); a file that is shorter is an error."""
         with self._lock, os_errors(self._key, reading=False):
-            if self._aborted:
-                raise StorageUnavailable(f"put of {self._key!r} was aborted")
-            self._fd = os.open(path, os.O_RDWR)
-            self._tmp_path = path
-            while block := os.read(self._fd, block_size):
-                self._hash.update(block)
-                self._size += len(block)
+            fd = self._ensure_live()
+            source = os.open(path, os.O_RDONLY)
+            try:
+                position, stop = start, start + length
+                while position < stop:
+                    block = os.pread(source, min(block_size, stop - position), position)
+                    if not block:
+                        raise StorageInvalid(f"a part of {self._key!r} is shorter than recorded")
+                    write_fully(fd, block)
+                    self._hash.update(block)
+                    self._size += len(block)
+                    position += len(block)
+            finally:
+                os.close(source)
 
     def write(self, block: bytes | bytearray) -> None:
         with self._lock, os_errors(self._key, reading=False):
@@ -243,39 +250,73 @@ class AtomicWriter:
 
 
 class PartWriter:
-    """Writes one part of an upload session into the session's file at the part's offset.
+    """Writes one attempt at one part of an upload session into a file of its own.
 
-    Parts of one upload land at their own offsets of one file, several at once (each writer
-    has its own descriptor and uses ``pwrite``), so completing the upload copies nothing.
-    Each part is hashed as it is written.
+    No other writer ever opens that file, and completion copies the attempts the core
+    recorded into a fresh object: a slow or superseded attempt can only ever change its own
+    file, never another attempt's bytes or a published object. Hashed as it is written.
     """
 
-    def __init__(self, path: Path, offset: int, key: str) -> None:
+    def __init__(self, path: Path, legacy: Path, key: str, fsync: bool) -> None:
         self._path = path
-        self._offset = offset
+        self._legacy = legacy
         self._key = key
+        self._fsync = fsync
         self._fd: int | None = None
         self.size = 0
         self.hash = hashlib.sha256()
 
     def open(self) -> None:
+        """Create the attempt's file in the session's directory, which completion and abort
+        remove: then the session is gone and this attempt has nowhere to go."""
         with os_errors(self._key, reading=False):
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT, 0o644)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            try:
+                self._fd = os.open(self._path, flags, 0o644)
+            except FileNotFoundError:
+                if not self._legacy.exists():  # a session opened before part directories
+                    raise ObjectNotFound(f"the upload session of {self._key!r} is gone") from None
+                self._path.parent.mkdir(exist_ok=True)
+                self._fd = os.open(self._path, flags, 0o644)
 
     def write(self, block: bytes | bytearray) -> None:
         assert self._fd is not None
         with os_errors(self._key, reading=False):
-            view = memoryview(block)
-            while view:
-                written = os.pwrite(self._fd, view, self._offset + self.size)
-                self.size += written
-                view = view[written:]
+            write_fully(self._fd, block)
+            self.size += len(block)
         self.hash.update(block)
+
+    def finish(self) -> None:
+        """Make the attempt durable before the core records it as received."""
+        assert self._fd is not None
+        with os_errors(self._key, reading=False):
+            if self._fsync:
+                os.fsync(self._fd)
+            self.close()
 
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+
+    def remove(self) -> None:
+        """Close and delete the attempt (it failed, or was cancelled)."""
+        self.close()
+        self._path.unlink(missing_ok=True)
+
+
+def remove_session(directory: Path, legacy: Path) -> None:
+    """Delete an upload session's attempts and its directory; missing ones are fine."""
+    with os_errors("", reading=False):
+        legacy.unlink(missing_ok=True)
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            Path(entry.path).unlink(missing_ok=True)
+        with suppress(FileNotFoundError, OSError):
+            os.rmdir(directory)  # an attempt created meanwhile is discarded by the core
 
 
 # -- reading -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -176,30 +177,66 @@ class LocalStorage(Storage):
         except Exception:
             log.exception("could not remove the partial object of a failed put")
 
-    # -- upload sessions: parts written in place -----------------------------------------
+    # -- upload sessions: one file per attempt at a part -----------------------------------
     #
-    # One file per session under ``uploads/``; each part is written at its offset, and
-    # completing hashes the file once and renames it into place: no byte is copied.
+    # Each ``put_part`` call writes a file of its own under ``uploads/<upload id>/``; nothing
+    # else ever writes to it. Completing joins exactly the attempts the core recorded into a
+    # new object, so a late or superseded attempt (still writing after the session completed,
+    # or beaten by a faster one) cannot change what was published. The price is one copy of
+    # the bytes on completion, as for the contract's default.
 
-    def _session_file(self, upload_id: str) -> Path:
+    def _session_dir(self, upload_id: str) -> Path:
         if not upload_id.isalnum():
             raise StorageInvalid(f"invalid upload id {upload_id!r}")
-        return self.uploads_dir / f"{upload_id}.upload"
+        return self.uploads_dir / upload_id
+
+    def _legacy_file(self, upload_id: str) -> Path:
+        """Where sessions opened before parts were written apart kept all their parts."""
+        return self._session_dir(upload_id).with_suffix(".upload")
+
+    def _part_file(self, upload_id: str, number: int, attempt: str) -> Path:
+        if not attempt.isalnum():
+            raise StorageInvalid(f"invalid part attempt {attempt!r}")
+        return self._session_dir(upload_id) / f"{number:05d}.{attempt}.part"
+
+    async def create_multipart(
+        self,
+        key: str,
+        *,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        part_checksums: bool = False,
+    ) -> str:
+        handle = await super().create_multipart(key)
+        await self._run(self._session_dir(handle).mkdir)
+        return handle
 
     async def put_part(
         self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes], *, offset: int
     ) -> PartInfo:
         key_segments(key)
-        writer = fileio.PartWriter(self._session_file(upload_id), offset, key)
+        attempt = uuid.uuid4().hex
+        writer = fileio.PartWriter(
+            self._part_file(upload_id, number, attempt),
+            self._legacy_file(upload_id),
+            key,
+            self.config.fsync,
+        )
         try:
             await self._run(writer.open)
             await self._stream(writer, chunks)
-        finally:
-            await asyncio.shield(self._run(writer.close))
-        return PartInfo(number, writer.size, writer.hash.hexdigest())
+            await self._run(writer.finish)
+        except BaseException:
+            await asyncio.shield(self._run(writer.remove))
+            raise
+        return PartInfo(number, writer.size, writer.hash.hexdigest(), attempt)
+
+    async def discard_part(self, key: str, upload_id: str, part: PartInfo) -> None:
+        if part.etag:
+            await self._run(self._part_file(upload_id, part.number, part.etag).unlink, True)
 
     async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
-        """Parts are not individually visible in the session file: the core keeps the record."""
+        """Attempts are not parts: the core keeps the record of which attempt holds a part."""
         return []
 
     async def complete_multipart(
@@ -211,18 +248,30 @@ class LocalStorage(Storage):
         content_type: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> AssembledObject:
+        """Copy exactly the recorded attempts, in order, into a new object (parts recorded
+        without an attempt come from a pre-upgrade session's single file, at their offset)."""
         writer = self._writer(key)
-        path = self._session_file(upload_id)
         try:
-            await self._run(writer.adopt, path, HASH_BLOCK)
+            await self._run(writer.open, sum(part.size for part in parts))
+            offset = 0
+            for part in parts:
+                if part.etag:
+                    source, start = self._part_file(upload_id, part.number, part.etag), 0
+                else:
+                    source, start = self._legacy_file(upload_id), offset
+                await self._run(writer.append, source, start, part.size, HASH_BLOCK)
+                offset += part.size
             size, sha256 = await self._run(writer.commit)
         except BaseException:
             await self._abort(writer)
             raise
+        await self.abort_multipart(key, upload_id)
         return AssembledObject(key=key, size=size, sha256=sha256)
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:
-        await self._run(self._session_file(upload_id).unlink, True)
+        await self._run(
+            fileio.remove_session, self._session_dir(upload_id), self._legacy_file(upload_id)
+        )
 
     # -- reading -----------------------------------------------------------------------
 

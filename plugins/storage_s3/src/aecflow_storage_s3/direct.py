@@ -16,6 +16,9 @@ import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import botocore.exceptions
+
+from aecflow.errors import Conflict
 from aecflow.storage import PartInfo, PartTarget
 
 
@@ -109,9 +112,19 @@ async def complete(
         if part.sha256:
             entry["ChecksumSHA256"] = b64_of_hex(part.sha256)
         manifest.append(entry)
-    answer: dict[str, Any] = await client.complete_multipart_upload(
-        Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": manifest}
-    )
+    try:
+        answer: dict[str, Any] = await client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": manifest}
+        )
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "InvalidPart":
+            raise
+        # A part was sent again after the core listed it: S3 holds other bytes than the
+        # etags name, and publishes nothing. Listing again picks up what S3 holds now.
+        raise Conflict(
+            "a part was sent again while the upload was being completed; complete it again",
+            code="upload_parts_changed",
+        ) from exc
     return answer
 
 
