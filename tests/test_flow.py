@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import os
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -229,9 +232,23 @@ async def test_database_failure_after_storing_removes_the_object(
 
 async def test_download_url_is_signed_for_the_stored_object(flow: Flow) -> None:
     record = await flow.ingest("p1", "plan.pdf", aiter_bytes(b"%PDF-1.7 test"))
-    url = await flow.download_url(record.id, dt.timedelta(minutes=5))
+    url = await flow.download_url(record.id, dt.timedelta(minutes=5), host_relative=True)
     assert url is not None and "signature=" in url and "plan.pdf" in url
+    assert url.startswith("/v1/storage/local/")
     with pytest.raises(NotFound):
         await flow.get("00000000-0000-7000-8000-000000000000")
     with pytest.raises(NotFound):
         await flow.get("not-an-id")
+
+
+async def test_an_embedder_without_a_host_gets_a_file_uri_it_can_read(flow: Flow) -> None:
+    """storage_local's URLs are paths that only the HTTP host serves; embedded, the flow turns
+    them into the object's ``file://`` URI instead of a path that leads nowhere."""
+    record = await flow.ingest("p1", "plan.pdf", aiter_bytes(b"%PDF-1.7 embedded"))
+    url = await flow.download_url(record.id)
+    assert url is not None and url.startswith("file:///")
+    path = Path(urllib.request.url2pathname(urlsplit(url).path))
+    assert await asyncio.to_thread(path.read_bytes) == b"%PDF-1.7 embedded"
+    await flow.delete(record.id)
+    with pytest.raises(NotFound):
+        await flow.download_url(record.id)

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -410,18 +411,36 @@ class Flow:
                     return await catalog.search(conn, query)
 
     async def download_url(
-        self, file_id: str, expires: dt.timedelta = DEFAULT_URL_EXPIRY
+        self,
+        file_id: str,
+        expires: dt.timedelta = DEFAULT_URL_EXPIRY,
+        *,
+        host_relative: bool = False,
     ) -> str | None:
-        """An expiring URL for the file's bytes, or ``None`` if the backend has none."""
+        """A URL for the file's bytes that the caller can use, or ``None`` if there is none.
+
+        Backends that sign absolute URLs (S3) give an expiring ``https://`` URL. Backends whose
+        URLs are paths served by the HTTP host (storage_local's ``/v1/storage/local/...``) are
+        useless to an embedding application that runs no host, so without ``host_relative``
+        such a path becomes the ``file://`` URI of the object on this machine (no expiry: the
+        embedder already has the files), or ``None`` when the backend keeps none locally. The
+        HTTP host passes ``host_relative=True`` to redirect to its own signed route. To stream
+        the bytes whatever the backend: ``flow.storage.open(record.storage_key)`` on the record
+        that :meth:`readable` returns.
+        """
         async with self.audit.operation(
             "file.download", read_only=True, file_id=file_id, details={"via": "url"}
         ) as op:
             record = await self.readable(file_id)
             op.note(project=record.project, storage_key=record.storage_key)
             async with self.breakers["storage"]:
-                return await self.storage.download_url(
+                url = await self.storage.download_url(
                     record.storage_key, expires=expires, filename=record.filename
                 )
+                if url is None or host_relative or urlsplit(url).scheme:
+                    return url
+                path = await self.storage.local_path(record.storage_key)
+                return path.absolute().as_uri() if path is not None else None
 
     async def readable(self, file_id: str) -> FileRecord:
         """The record of a file whose bytes the current actor may read (not deleted/purged)."""

@@ -65,7 +65,7 @@ async def download(request: Request) -> Response:
         raise InvalidInput("expires must be between 1 second and 7 days", code="invalid_query")
     expires = dt.timedelta(seconds=seconds)
     file_id = request.path_params["file_id"]
-    url = await _flow(request).download_url(file_id, expires)
+    url = await _flow(request).download_url(file_id, expires, host_relative=True)
     return RedirectResponse(url or f"/v1/files/{file_id}/content", status_code=307)
 
 
