@@ -482,6 +482,8 @@ class Flow:
                     f"limit must be between 1 and {catalog.MAX_PAGE}", code="invalid_query"
                 )
             stmt = sa.select(outbox).where(outbox.c.status == "dead")
+            if (scope := actors.current().scope()) is not None:
+                stmt = stmt.where(outbox.c.project.in_(sorted(scope)))
             if destination:
                 stmt = stmt.where(outbox.c.destination == destination)
             if cursor:
@@ -501,6 +503,8 @@ class Flow:
         async with self.audit.operation("events.redeliver", read_only=False) as op:
             actors.current().require(Role.ADMIN, "redelivering events")
             stmt = sa.update(outbox).where(outbox.c.status == "dead")
+            if (scope := actors.current().scope()) is not None:
+                stmt = stmt.where(outbox.c.project.in_(sorted(scope)))
             if ids is not None:
                 stmt = stmt.where(outbox.c.id.in_(list(ids)))
             stmt = stmt.values(
