@@ -299,3 +299,39 @@ async def test_scoped_admin_sees_and_redelivers_only_its_projects(
         async with flow.engine.connect() as conn:
             status = await conn.scalar(sa.select(outbox.c.status).where(outbox.c.id == dead["b"]))
         assert status == "dead"
+
+
+async def test_signed_url_is_refused_after_delete_and_each_fetch_is_audited(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with live_host(access_settings(tmp_path, database_url), plugins=PLUGINS) as (url, app):
+        flow = app.state.flow
+        data = b"drawing bytes " * 100
+        record = await flow.ingest("a", "plan.bin", aiter_bytes(data))
+        signed = await flow.download_url(record.id)
+        assert signed and "signature=" in signed
+        async with httpx.AsyncClient(base_url=url) as client:
+            served = await client.get(signed, headers={"User-Agent": "fetcher/1"})
+            assert served.status_code == 200 and served.content == data
+            await flow.delete(record.id)
+            refused = await client.get(signed)
+            assert refused.status_code == 404
+            assert refused.json()["error"]["code"] == "file_deleted"
+            await flow.restore(record.id)
+            ranged = await client.get(signed, headers={"Range": "bytes=0-9"})
+            assert ranged.status_code == 206 and ranged.content == data[:10]
+        rows = (await flow.audit.search(action="file.download"))["items"]
+        fetches = [
+            row
+            for row in rows
+            if row["details"] == {"via": "signed_url"} and row["storage_key"] == record.storage_key
+        ]
+        assert [(row["outcome"], row["error_code"], row["bytes_out"]) for row in fetches] == [
+            ("ok", None, 10),
+            ("error", "file_deleted", None),
+            ("ok", None, len(data)),
+        ]
+        first = fetches[-1]
+        assert first["actor"] == "signed-url" and first["user_agent"] == "fetcher/1"
+        assert first["project"] == "a" and first["storage_key"] == record.storage_key
+        assert first["source_ip"] == "127.0.0.1"
