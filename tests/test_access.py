@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from aecflow.actor import Role
-from aecflow.db.schema import api_tokens, audit_log
+from aecflow.db.schema import api_tokens, audit_log, outbox
+from aecflow.ids import uuid7
 from aecflow.streams import aiter_bytes
 from aecflow.worker import Worker
 
@@ -249,3 +250,88 @@ async def test_hash_chain_detects_tampering(tmp_path: Path, database_url: str) -
             )
         result = await flow.audit.verify()
     assert result == {"ok": False, "checked": 2, "broken_at": victim}
+
+
+async def test_scoped_admin_sees_and_redelivers_only_its_projects(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with live_host(access_settings(tmp_path, database_url), plugins=PLUGINS) as (url, app):
+        flow = app.state.flow
+        _, admin_a = await flow.create_token(name="admin-a", role=Role.ADMIN, projects=["a"])
+        _, admin_all = await flow.create_token(name="admin", role=Role.ADMIN, projects=["*"])
+        dead = {}
+        now = dt.datetime.now(dt.UTC)
+        for project in ("a", "b"):
+            record = await flow.ingest(project, f"{project}-secret.bin", aiter_bytes(b"x"))
+            dead[project] = uuid7()
+            async with flow.engine.begin() as conn:
+                await conn.execute(
+                    sa.insert(outbox).values(
+                        id=dead[project],
+                        event_id=uuid7(),
+                        destination="log",
+                        event_type="file.stored",
+                        project=project,
+                        file_id=record.id,
+                        payload={"filename": f"{project}-secret.bin"},
+                        status="dead",
+                        attempts=10,
+                        available_at=now,
+                        created_at=now,
+                    )
+                )
+        async with httpx.AsyncClient(base_url=url) as client:
+            as_a = {"Authorization": f"Bearer {admin_a}"}
+            rows = (await client.get("/v1/audit?limit=500", headers=as_a)).json()["items"]
+            assert rows and {row["project"] for row in rows} == {"a"}
+            other = await client.get("/v1/audit?project=b", headers=as_a)
+            assert other.status_code == 200 and other.json()["items"] == []
+            letters = (await client.get("/v1/events/dead", headers=as_a)).json()["items"]
+            assert [letter["id"] for letter in letters] == [dead["a"]]
+            refused = await client.post(f"/v1/events/dead/{dead['b']}/redeliver", headers=as_a)
+            assert refused.status_code == 404
+            assert refused.json()["error"]["code"] == "dead_letter_not_found"
+            as_all = {"Authorization": f"Bearer {admin_all}"}
+            everything = (await client.get("/v1/audit?limit=500", headers=as_all)).json()
+            assert {"a", "b", None} <= {row["project"] for row in everything["items"]}
+            letters = (await client.get("/v1/events/dead", headers=as_all)).json()["items"]
+            assert {letter["id"] for letter in letters} == set(dead.values())
+        async with flow.engine.connect() as conn:
+            status = await conn.scalar(sa.select(outbox.c.status).where(outbox.c.id == dead["b"]))
+        assert status == "dead"
+
+
+async def test_signed_url_is_refused_after_delete_and_each_fetch_is_audited(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with live_host(access_settings(tmp_path, database_url), plugins=PLUGINS) as (url, app):
+        flow = app.state.flow
+        data = b"drawing bytes " * 100
+        record = await flow.ingest("a", "plan.bin", aiter_bytes(data))
+        signed = await flow.download_url(record.id)
+        assert signed and "signature=" in signed
+        async with httpx.AsyncClient(base_url=url) as client:
+            served = await client.get(signed, headers={"User-Agent": "fetcher/1"})
+            assert served.status_code == 200 and served.content == data
+            await flow.delete(record.id)
+            refused = await client.get(signed)
+            assert refused.status_code == 404
+            assert refused.json()["error"]["code"] == "file_deleted"
+            await flow.restore(record.id)
+            ranged = await client.get(signed, headers={"Range": "bytes=0-9"})
+            assert ranged.status_code == 206 and ranged.content == data[:10]
+        rows = (await flow.audit.search(action="file.download"))["items"]
+        fetches = [
+            row
+            for row in rows
+            if row["details"] == {"via": "signed_url"} and row["storage_key"] == record.storage_key
+        ]
+        assert [(row["outcome"], row["error_code"], row["bytes_out"]) for row in fetches] == [
+            ("ok", None, 10),
+            ("error", "file_deleted", None),
+            ("ok", None, len(data)),
+        ]
+        first = fetches[-1]
+        assert first["actor"] == "signed-url" and first["user_agent"] == "fetcher/1"
+        assert first["project"] == "a" and first["storage_key"] == record.storage_key
+        assert first["source_ip"] == "127.0.0.1"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,28 @@ async def test_backend_without_local_paths_gets_a_temporary_copy(
         "filename": "copy me.ok",
     }
     assert list((tmp_path / "data" / "work").iterdir()) == [], "the copy is removed"
+
+
+async def test_running_worker_sweeps_leftover_temp_files(tmp_path: Path, database_url: str) -> None:
+    settings = make_settings(
+        tmp_path, database_url, worker={"embedded": False, "temp_sweep_interval_s": 0.05}
+    )
+    async with Flow.open(settings) as flow:
+        stop = asyncio.Event()
+        running = asyncio.create_task(Worker(flow).run(stop))
+        try:
+            # Left after start-up, so only a sweep of the running worker can find them.
+            tmp_dir = flow.storage.tmp_dir
+            stale, fresh = tmp_dir / "killed-upload.part", tmp_dir / "live-upload.part"
+            stale.write_bytes(b"half an upload")
+            fresh.write_bytes(b"still arriving")
+            day_ago = time.time() - 25 * 3600
+            os.utime(stale, (day_ago, day_ago))
+            deadline = time.monotonic() + 20
+            while stale.exists():
+                assert time.monotonic() < deadline, "the running worker never swept temp files"
+                await asyncio.sleep(0.02)
+            assert fresh.exists()
+        finally:
+            stop.set()
+            await running

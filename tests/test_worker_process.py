@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import sqlalchemy as sa
 
@@ -74,8 +75,8 @@ def write_config(settings: Settings, path: Path) -> Path:
     return path
 
 
-def start_worker(config: Path, site: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(site), "AECFLOW_CONFIG": str(config)}
+def start_worker(config: Path, site: Path, *args: str, **extra_env: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(site), "AECFLOW_CONFIG": str(config), **extra_env}
     return subprocess.Popen(
         [sys.executable, "-m", "aecflow", "--log-level", "INFO", "worker", *args],
         env=env,
@@ -193,3 +194,74 @@ async def test_database_connections_dropping_lose_and_duplicate_nothing(
     for file_id in ids:
         assert delivered[("file.stored", file_id)] == 1
         assert delivered[("file.processed", file_id)] == 1
+
+
+PID_PLUGIN = """
+import os
+import time
+from pathlib import Path
+
+import pydantic
+
+import aecflow
+from aecflow.processing import ProcessingResult, Processor
+
+
+class Config(pydantic.BaseModel):
+    pass
+
+
+class Stuck(Processor):
+    suffixes = (".stuck",)
+
+    def __init__(self, config):
+        pass
+
+    def process(self, path, context):
+        target = Path(os.environ["STUCK_PID_FILE"])
+        target.with_suffix(".tmp").write_text(str(os.getpid()))
+        target.with_suffix(".tmp").replace(target)
+        time.sleep(120)
+        return ProcessingResult({})
+
+
+@aecflow.hookimpl
+def register_processors(registry):
+    registry.add("stuck", Stuck, config=Config)
+"""
+
+
+def alive(process: psutil.Process) -> bool:
+    """Running, not a zombie (an orphan's exit may wait for an init that never reaps it)."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_processing_child_dies_with_a_sigkilled_worker(
+    fake_dists, tmp_path: Path, database_url: str
+) -> None:
+    fake_dists.add("aecflow-stuck", "stuck", "stuck_plugin", PID_PLUGIN)
+    settings = settings_for(tmp_path, database_url)
+    config = write_config(settings, tmp_path / "aecflow.toml")
+    pid_file = tmp_path / "child.pid"
+    async with Flow.open(settings) as flow:
+        await flow.ingest("p1", "model.stuck", aiter_bytes(b"zzz"))
+        worker = start_worker(config, fake_dists.root, STUCK_PID_FILE=str(pid_file))
+        try:
+            deadline = time.monotonic() + 30
+            while not pid_file.exists():
+                assert time.monotonic() < deadline and worker.poll() is None
+                await asyncio.sleep(0.05)
+            child = psutil.Process(int(pid_file.read_text()))
+            assert child.ppid() == worker.pid  # really the worker's processing child
+        finally:
+            os.kill(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+        deadline = time.monotonic() + 15
+        while alive(child):
+            if time.monotonic() > deadline:
+                child.kill()
+                raise AssertionError("the processing child outlived its SIGKILLed worker")
+            await asyncio.sleep(0.05)

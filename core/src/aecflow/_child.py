@@ -52,6 +52,27 @@ def apply_limits(memory_mb: int | None, cpu_rlimit: tuple[int, int]) -> None:
     _set_limit(resource.RLIMIT_CORE, 0, 0)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Be killed when the parent dies, even by SIGKILL (Linux; elsewhere nothing is done).
+
+    The kernel signals when the thread that forked this process exits; the parent forks from
+    its event loop's thread, which lives as long as the parent does. The parent may already
+    have died before the prctl, so check that it is still the parent afterwards."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        return  # not fatal: the parent still kills the group on every normal path
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -122,6 +143,7 @@ def write_result(path: str, report: dict[str, Any]) -> None:
 
 def main() -> None:
     job = pickle.loads(sys.stdin.buffer.read())
+    die_with_parent(job["parent_pid"])
     apply_limits(job["memory_mb"], job["cpu_rlimit"])
     # The parent's import path, so processors defined in tests or in an embedding application
     # import here exactly as they do there.

@@ -53,6 +53,10 @@ class Actor:
     def sees(self, project: str) -> bool:
         return self.projects is None or "*" in self.projects or project in self.projects
 
+    def scope(self) -> frozenset[str] | None:
+        """The projects this actor is confined to, or ``None`` when it sees every project."""
+        return None if self.projects is None or "*" in self.projects else self.projects
+
     def require_project(self, project: str) -> None:
         """Projects an actor may not see do not exist for it: 404, never 403."""
         if not self.sees(project):

@@ -149,6 +149,10 @@ class WorkerSettings(_Section):
     #: Run a worker and an outbox dispatcher inside the process that opens the flow.
     embedded: bool = True
     poll_interval_s: float = pydantic.Field(1.0, gt=0)
+    #: How often a running worker removes storage temp files a killed process left behind.
+    temp_sweep_interval_s: float = pydantic.Field(3600.0, gt=0)
+    #: Age after which such a temp file counts as left behind (live writes keep theirs fresh).
+    temp_max_age_s: float = pydantic.Field(24 * 3600.0, gt=0)
 
 
 class Settings(_Section):

@@ -451,6 +451,17 @@ class Flow:
             raise NotFound(f"file {file_id!r} is deleted", code="file_deleted")
         return record
 
+    async def readable_object(self, storage_key: str) -> FileRecord:
+        """The live file stored at ``storage_key`` (``<project>/<file id>``): a signed URL,
+        checked by its backend, outlives neither a delete nor a purge of its file."""
+        async with self.engine.connect() as conn:
+            record = await self._require(conn, storage_key.rpartition("/")[2])
+        if record.storage_key != storage_key:
+            raise NotFound(f"no file is stored at {storage_key!r}", code="file_not_found")
+        if record.deleted or record.purged:
+            raise NotFound(f"file {record.id!r} is deleted", code="file_deleted")
+        return record
+
     async def reprocess(self, file_id: str) -> FileRecord:
         """Queue the file for processing again (idempotent while a job is already queued)."""
         async with self.audit.operation("file.reprocess", read_only=False, file_id=file_id) as op:
@@ -501,6 +512,8 @@ class Flow:
                     f"limit must be between 1 and {catalog.MAX_PAGE}", code="invalid_query"
                 )
             stmt = sa.select(outbox).where(outbox.c.status == "dead")
+            if (scope := actors.current().scope()) is not None:
+                stmt = stmt.where(outbox.c.project.in_(sorted(scope)))
             if destination:
                 stmt = stmt.where(outbox.c.destination == destination)
             if cursor:
@@ -520,6 +533,8 @@ class Flow:
         async with self.audit.operation("events.redeliver", read_only=False) as op:
             actors.current().require(Role.ADMIN, "redelivering events")
             stmt = sa.update(outbox).where(outbox.c.status == "dead")
+            if (scope := actors.current().scope()) is not None:
+                stmt = stmt.where(outbox.c.project.in_(sorted(scope)))
             if ids is not None:
                 stmt = stmt.where(outbox.c.id.in_(list(ids)))
             stmt = stmt.values(

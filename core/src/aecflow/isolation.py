@@ -209,6 +209,7 @@ def _job(
     fields["metadata"] = dict(context.metadata)  # a mapping type that may not pickle
     return pickle.dumps(
         {
+            "parent_pid": os.getpid(),  # to check, once the child dies with its parent
             "memory_mb": limits.memory_mb,
             "cpu_rlimit": limits.cpu_rlimit,
             # Absolute, because the child runs in its own directory; "" means the current one.

@@ -144,6 +144,11 @@ class Storage(ABC):
         """
         return None
 
+    async def sweep_temp(self, older_than_s: float) -> int:
+        """Remove temporary files older than ``older_than_s`` that a killed process left
+        behind; returns how many went. Workers call it every ``[worker] temp_sweep_interval_s``."""
+        return 0
+
     async def start(self) -> None:
         """Called once when a flow opens, before any other call: open clients, verify settings
         against the real service (bucket exists, region matches). Raise to refuse to start."""

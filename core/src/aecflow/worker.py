@@ -110,6 +110,9 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, grace_s: float = 30.0) -> None:
         """Claim and run jobs until ``stop`` is set; then finish or release what is running."""
         failures = 0
+        sweeper = asyncio.create_task(self._sweep_temp(stop), name="aecflow temp sweep")
+        if (task := asyncio.current_task()) is not None:  # cancelled, it takes its sweeper along
+            task.add_done_callback(lambda _: sweeper.cancel())
         while not stop.is_set():
             try:
                 claimed = await self.fill()
@@ -125,6 +128,21 @@ class Worker:
             delay = self.poll_s if not failures else min(30.0, self.poll_s * 2**failures)
             await self._wait(stop, delay)
         await self.shutdown(grace_s)
+        await sweeper  # returns at once: stop is set
+
+    async def _sweep_temp(self, stop: asyncio.Event) -> None:
+        """Every ``[worker] temp_sweep_interval_s``: a host killed mid-upload leaves temp files
+        that the start-up sweep would only find at the next start."""
+        settings = self.flow.settings.worker
+        while True:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.temp_sweep_interval_s)
+            if stop.is_set():
+                return
+            try:
+                await self.flow.storage.sweep_temp(settings.temp_max_age_s)
+            except Exception as exc:
+                log.warning("temp sweep failed (%s: %s); retrying", type(exc).__name__, exc)
 
     async def run_until_idle(self, *, include_retries: bool = False) -> None:
         """Process until no job is claimable and none is running (CLI and tests).

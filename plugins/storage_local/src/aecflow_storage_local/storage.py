@@ -409,6 +409,13 @@ class LocalStorage(Storage):
 
     # -- health ------------------------------------------------------------------------
 
+    async def sweep_temp(self, older_than_s: float) -> int:
+        """Old files in ``tmp/``: writes of a process killed mid-upload (live writes are fresh)."""
+        removed = await self._run(fileio.remove_stale_temp, self.tmp_dir, older_than_s, time.time())
+        if removed:
+            log.info("removed %d stale temporary files from %s", removed, self.tmp_dir)
+        return removed
+
     async def check(self) -> None:
         """Raise unless a put could succeed right now (directories exist and are writable)."""
         await self._run(fileio.probe_writable, self.objects_dir, self.tmp_dir)
