@@ -286,6 +286,20 @@ class UploadSessions:
         row = await self._load(upload_id)
         return await self._view(row)
 
+    async def admit_part(self, upload_id: str) -> None:
+        """Refuse (and audit) a part the actor may not send, before its body is read: a
+        request that will be refused must not hold an upload slot while it streams."""
+        op = Operation(self.flow.audit, "upload.part", False)
+        try:
+            row = await self._load(upload_id)
+            op.note(project=row["project"], file_id=row["file_id"])
+            actors.current().require(Role.WRITER, "uploading")
+            self._require_open(row)
+        except AecflowError as exc:
+            outcome = "denied" if exc.code in ("forbidden", "project_not_found") else "error"
+            await self.flow.audit.record(op.row(outcome, exc.code))
+            raise
+
     async def find(
         self,
         project: str,

@@ -1,0 +1,311 @@
+"""Host resource protection over real HTTP (issue 13): access before the body, body and header
+deadlines, per-token caps, session quotas, the free-space reserve and forwarded addresses.
+
+Slow clients are raw asyncio sockets against a live uvicorn host: few of them, each bounded by
+``BOUND_S`` (a guard against hanging on a regression, not a timing assertion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aecflow.actor import Role
+
+from . import engine_plugin
+from .conftest import make_settings
+from .live import live_host, live_served
+
+PLUGINS = [("engine_plugin", engine_plugin)]
+BOUND_S = 20.0
+MiB = 1024 * 1024
+
+
+def limit_settings(tmp_path: Path, database_url: str, **overrides: object):
+    return make_settings(
+        tmp_path,
+        database_url,
+        notifiers=[{"backend": "log"}],
+        worker={"embedded": False},
+        **overrides,
+    )
+
+
+class Raw:
+    """One HTTP/1.1 connection driven byte by byte."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, url: str) -> Raw:
+        host, port = url.removeprefix("http://").split(":")
+        return cls(*await asyncio.open_connection(host, int(port)))
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def response(self) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of the next response (bounded wait)."""
+        return await asyncio.wait_for(self._response(), BOUND_S)
+
+    async def _response(self) -> tuple[int, dict[str, str], bytes]:
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        body = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return status, headers, body
+
+    async def closed(self) -> bool:
+        """Whether the server closed the connection (EOF or reset; bounded wait)."""
+        try:
+            return await asyncio.wait_for(self.reader.read(1), BOUND_S) == b""
+        except ConnectionError:
+            return True
+
+    def close(self) -> None:
+        self.writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def raw_connections(url: str, count: int) -> AsyncIterator[list[Raw]]:
+    links = [await Raw.connect(url) for _ in range(count)]
+    try:
+        yield links
+    finally:
+        for link in links:
+            link.close()
+
+
+def head(method: str, path: str, token: str, **headers: str) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: test", f"Authorization: Bearer {token}"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def tokens(flow, **wanted: tuple[Role, list[str]]) -> dict[str, str]:
+    return {
+        name: (await flow.create_token(name=name, role=role, projects=projects))[1]
+        for name, (role, projects) in wanted.items()
+    }
+
+
+async def wait_for_slots(app, active: int) -> None:
+    """Until ``active`` uploads hold a slot (a condition, polled; bounded)."""
+    async with asyncio.timeout(BOUND_S):
+        while app.state.upload_slots.active != active:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.01)
+
+
+# -- 8: access before the body, body idle timeout, per-token cap ------------------------------
+
+
+async def test_refused_uploads_are_answered_before_their_body_and_hold_no_slot(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = limit_settings(tmp_path, database_url, uploads={"max_concurrent": 2})
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        issued = await tokens(
+            app.state.flow,
+            writer=(Role.WRITER, ["a"]),
+            other=(Role.READER, ["b"]),
+            reader=(Role.READER, ["a"]),
+        )
+        boundary = "xyz"
+        preamble = f'--{boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhal'
+        async with raw_connections(url, 4) as links:
+            for i, link in enumerate(links):  # the multipart preamble never ends
+                token = issued["other" if i % 2 else "reader"]
+                await link.send(
+                    head(
+                        "POST",
+                        "/v1/projects/a/files",
+                        token,
+                        content_type=f"multipart/form-data; boundary={boundary}",
+                        content_length="100000",
+                    )
+                    + preamble.encode()
+                )
+            answers = [await link.response() for link in links]
+            assert [status for status, _, _ in answers] == [403, 404, 403, 404]
+            assert json.loads(answers[1][2])["error"]["code"] == "project_not_found"
+            assert app.state.upload_slots.active == 0
+            async with httpx.AsyncClient(base_url=url) as client:
+                ok = await client.post(
+                    "/v1/projects/a/files?filename=real.bin",
+                    content=b"real bytes",
+                    headers={"Authorization": f"Bearer {issued['writer']}"},
+                )
+            assert ok.status_code == 201, ok.text
+        denied = await app.state.flow.audit.search(action="file.upload", outcome="denied")
+        assert len(denied["items"]) == 4
+
+
+async def test_refused_parts_are_answered_before_their_body(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = limit_settings(tmp_path, database_url, uploads={"max_concurrent": 1})
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        issued = await tokens(
+            app.state.flow, writer=(Role.WRITER, ["a"]), reader=(Role.READER, ["a"])
+        )
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {issued['writer']}"}
+        ) as client:
+            opened = await client.post(
+                "/v1/projects/a/uploads", json={"filename": "m.bin", "size": 10}
+            )
+            assert opened.status_code == 201, opened.text
+            path = f"/v1/uploads/{opened.json()['id']}/parts/1"
+            async with raw_connections(url, 2) as (writing, refused):
+                # the writer's part holds the only slot; the reader is still told 403, not 503
+                await writing.send(head("PUT", path, issued["writer"], content_length="10") + b"0")
+                await wait_for_slots(app, 1)
+                await refused.send(head("PUT", path, issued["reader"], content_length="10") + b"a")
+                status, _, body = await refused.response()
+                assert status == 403, body
+                assert json.loads(body)["error"]["code"] == "forbidden"
+                await writing.send(b"123456789")
+                status, _, body = await writing.response()
+                assert status == 200, body
+            assert app.state.upload_slots.active == 0
+        denied = await app.state.flow.audit.search(action="upload.part", outcome="denied")
+        assert len(denied["items"]) == 1
+
+
+async def test_a_stalled_body_gets_408_closes_and_frees_its_slot(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = limit_settings(
+        tmp_path, database_url, uploads={"max_concurrent": 1, "body_idle_timeout_s": 0.5}
+    )
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        issued = await tokens(app.state.flow, writer=(Role.WRITER, ["a"]))
+        async with raw_connections(url, 1) as (link,):
+            await link.send(
+                head(
+                    "POST",
+                    "/v1/projects/a/files?filename=s.bin",
+                    issued["writer"],
+                    content_length="1000",
+                )
+                + b"x" * 10
+            )
+            status, headers, body = await link.response()
+            assert status == 408
+            assert json.loads(body)["error"]["code"] == "body_timeout"
+            assert headers["connection"] == "close"
+            assert await link.closed()
+        assert app.state.upload_slots.active == 0
+        async with httpx.AsyncClient(base_url=url) as client:
+            ok = await client.post(
+                "/v1/projects/a/files?filename=ok.bin",
+                content=b"bytes",
+                headers={"Authorization": f"Bearer {issued['writer']}"},
+            )
+        assert ok.status_code == 201
+        kept = [p for p in (tmp_path / "objects").rglob("*") if p.is_file()]
+        assert len([p for p in kept if p.name != ".signing-key"]) == 1  # ok.bin, not s.bin
+
+
+async def test_one_token_cannot_hold_every_upload_slot(tmp_path: Path, database_url: str) -> None:
+    settings = limit_settings(
+        tmp_path, database_url, uploads={"max_concurrent": 4, "max_concurrent_per_token": 1}
+    )
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        issued = await tokens(
+            app.state.flow, greedy=(Role.WRITER, ["a"]), other=(Role.WRITER, ["a"])
+        )
+        async with raw_connections(url, 1) as (link,), httpx.AsyncClient(base_url=url) as client:
+            await link.send(
+                head(
+                    "POST",
+                    "/v1/projects/a/files?filename=slow.bin",
+                    issued["greedy"],
+                    content_length="10",
+                )
+                + b"01234"
+            )
+            await wait_for_slots(app, 1)
+
+            def post(token: str, name: str):
+                return client.post(
+                    f"/v1/projects/a/files?filename={name}",
+                    content=b"bytes",
+                    headers={"Authorization": f"Bearer {issued[token]}"},
+                )
+
+            second = await post("greedy", "second.bin")
+            assert second.status_code == 429 and second.headers["retry-after"]
+            assert second.json()["error"]["code"] == "too_many_uploads_for_token"
+            assert (await post("other", "other.bin")).status_code == 201
+            await link.send(b"56789")
+            status, _, body = await link.response()
+            assert status == 201, body
+            await wait_for_slots(app, 0)
+            assert (await post("greedy", "third.bin")).status_code == 201
+
+
+# -- 11: forwarded addresses and the failure limiter ------------------------------------------
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_forwarded_for_is_believed_only_from_trusted_proxies(
+    tmp_path: Path, database_url: str, trusted: bool
+) -> None:
+    server = {"forwarded_allow_ips": ["127.0.0.1"]} if trusted else {}
+    settings = limit_settings(
+        tmp_path, database_url, auth={"failures_per_minute": 2}, server=server
+    )
+    async with live_served(settings, plugins=PLUGINS) as (url, app):
+        async with httpx.AsyncClient(base_url=url) as client:
+            codes = [
+                (
+                    await client.get(
+                        "/ready",
+                        headers={"Authorization": "Bearer wrong", "X-Forwarded-For": forged},
+                    )
+                ).status_code
+                for forged in ("203.0.113.1", "203.0.113.2", "203.0.113.3")
+            ]
+        page = await app.state.flow.audit.search(action="auth.failed")
+    sources = sorted(row["source_ip"] for row in page["items"])
+    if trusted:  # each forwarded client is its own source
+        assert codes == [401, 401, 401]
+        assert sources == ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
+    else:  # rotating the header neither hides the peer nor escapes the limiter
+        assert codes == [401, 401, 429]
+        assert sources == ["127.0.0.1", "127.0.0.1"]
+
+
+async def test_a_limited_address_still_lets_a_valid_token_through(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = limit_settings(tmp_path, database_url, auth={"failures_per_minute": 2})
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        issued = await tokens(app.state.flow, reader=(Role.READER, ["a"]))
+        async with httpx.AsyncClient(base_url=url) as client:
+
+            async def ready(token: str | None) -> int:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                return (await client.get("/ready", headers=headers)).status_code
+
+            assert [await ready("wrong") for _ in range(3)] == [401, 401, 429]
+            assert await ready(issued["reader"]) == 200
+            assert await ready(None) == 429
+            assert await ready("aecf_" + "x" * 43) == 429
+            assert await ready(issued["reader"]) == 200
+        page = await app.state.flow.audit.search(action="auth.failed")
+    assert len(page["items"]) == 2  # refusals while limited are not written again
