@@ -309,3 +309,69 @@ async def test_a_limited_address_still_lets_a_valid_token_through(
             assert await ready(issued["reader"]) == 200
         page = await app.state.flow.audit.search(action="auth.failed")
     assert len(page["items"]) == 2  # refusals while limited are not written again
+
+
+# -- 9: header size cap, header and keep-alive timeouts --------------------------------------
+
+
+async def test_an_oversized_request_head_gets_431_and_costs_nothing_more(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = limit_settings(tmp_path, database_url, server={"max_header_bytes": 8192})
+    async with (
+        live_served(settings, plugins=PLUGINS) as (url, _app),
+        raw_connections(url, 3) as (big, fitting, reused),
+    ):
+        await big.send(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Big: ")
+        with contextlib.suppress(ConnectionError):  # the server may close mid-send
+            for _ in range(16):  # 1 MiB that the parser is never given
+                await big.send(b"a" * (64 * 1024))
+        status, headers, body = await big.response()
+        assert status == 431
+        assert json.loads(body)["error"]["code"] == "headers_too_large"
+        assert headers["connection"] == "close"
+        assert await big.closed()
+        await fitting.send(
+            b"GET /health HTTP/1.1\r\nHost: t\r\nX-Fits: " + b"a" * 4096 + b"\r\n\r\n"
+        )
+        assert (await fitting.response())[0] == 200
+        for _ in range(3):  # keep-alive requests each get their own budget
+            await reused.send(
+                b"GET /health HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"b" * 6000 + b"\r\n\r\n"
+            )
+            assert (await reused.response())[0] == 200
+
+
+async def test_a_slow_or_silent_connection_is_closed_at_the_header_timeout(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = limit_settings(tmp_path, database_url, server={"header_timeout_s": 0.5})
+    async with (
+        live_served(settings, plugins=PLUGINS) as (url, _app),
+        raw_connections(url, 3) as (slow, silent, served),
+    ):
+        await served.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert (await served.response())[0] == 200
+        await slow.send(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Drip: a")
+        status, _, body = await slow.response()
+        assert status == 408
+        assert json.loads(body)["error"]["code"] == "header_timeout"
+        assert await slow.closed()
+        assert await silent.closed()  # connected, never sent a byte
+        assert await served.closed()  # then idle: closed again (keep-alive or header timer)
+
+
+def test_serve_configures_uvicorn_from_the_server_settings(tmp_path: Path) -> None:
+    from aecflow.host.server import GuardedHttpToolsProtocol, uvicorn_config
+
+    settings = make_settings(
+        tmp_path,
+        "sqlite+aiosqlite://",
+        server={"keep_alive_timeout_s": 2, "max_header_bytes": 4096, "header_timeout_s": 3},
+    )
+    config = uvicorn_config(object(), settings, host="127.0.0.1", port=0)
+    assert config.timeout_keep_alive == 2
+    assert config.h11_max_incomplete_event_size == 4096
+    assert issubclass(config.http, GuardedHttpToolsProtocol)
+    assert (config.http.max_header_bytes, config.http.header_timeout_s) == (4096, 3)
+    assert config.proxy_headers is False
