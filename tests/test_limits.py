@@ -375,3 +375,55 @@ def test_serve_configures_uvicorn_from_the_server_settings(tmp_path: Path) -> No
     assert issubclass(config.http, GuardedHttpToolsProtocol)
     assert (config.http.max_header_bytes, config.http.header_timeout_s) == (4096, 3)
     assert config.proxy_headers is False
+
+
+# -- 10: caps on open upload sessions, free-space reserve -------------------------------------
+
+
+async def test_open_sessions_and_declared_bytes_are_capped_per_token_and_project(
+    tmp_path: Path, database_url: str
+) -> None:
+    uploads = {
+        "max_open_sessions_per_token": 2,
+        "max_open_sessions_per_project": 3,
+        "max_open_bytes_per_token": 100,
+    }
+    settings = limit_settings(tmp_path, database_url, uploads=uploads)
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        issued = await tokens(
+            app.state.flow, one=(Role.WRITER, ["a"]), two=(Role.WRITER, ["a", "b"])
+        )
+        async with httpx.AsyncClient(base_url=url) as client:
+
+            async def open_one(token: str, size: int = 10, project: str = "a") -> httpx.Response:
+                return await client.post(
+                    f"/v1/projects/{project}/uploads",
+                    json={"filename": "m.bin", "size": size},
+                    headers={"Authorization": f"Bearer {issued[token]}"},
+                )
+
+            first = await open_one("one", 60)
+            assert first.status_code == 201
+            too_big = await open_one("one", 50)  # 110 bytes declared by this token
+            assert too_big.status_code == 429
+            assert too_big.json()["error"]["code"] == "upload_quota_exceeded"
+            assert (await open_one("one")).status_code == 201
+            third = await open_one("one")  # a third session of this token
+            assert third.status_code == 429 and "this token" in third.json()["error"]["message"]
+            assert (await open_one("two")).status_code == 201
+            full = await open_one("two")  # the project's fourth
+            assert full.status_code == 429 and "project 'a'" in full.json()["error"]["message"]
+            assert (await open_one("two", project="b")).status_code == 201
+            aborted = await client.delete(
+                f"/v1/uploads/{first.json()['id']}",
+                headers={"Authorization": f"Bearer {issued['one']}"},
+            )
+            assert aborted.status_code == 204
+            assert (await open_one("one")).status_code == 201
+        async with app.state.flow.engine.connect() as conn:
+            import sqlalchemy as sa
+
+            from aecflow.db.schema import uploads as table
+
+            rows = await conn.scalar(sa.select(sa.func.count()).select_from(table))
+    assert rows == 5  # refused sessions left nothing behind
