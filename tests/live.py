@@ -10,12 +10,18 @@ import uvicorn
 
 from aecflow.config import Settings
 from aecflow.host import create_app
+from aecflow.host.server import uvicorn_config
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: object, *, lifespan: str = "off") -> AsyncIterator[str]:
+async def serve_app(
+    app: object, *, lifespan: str = "off", config: uvicorn.Config | None = None
+) -> AsyncIterator[str]:
     """Run any ASGI ``app`` under uvicorn on a free loopback port; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan)
+    if config is None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan
+        )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -41,6 +47,20 @@ async def live_host(
     """Serve the aecflow host on a free loopback port; yields (base URL, the Starlette app)."""
     app = create_app(settings, plugins=plugins, worker=worker)
     async with serve_app(app, lifespan="on") as url:
+        yield url, app
+
+
+@contextlib.asynccontextmanager
+async def live_served(
+    settings: Settings, *, plugins=None, worker: bool | None = None
+) -> AsyncIterator[tuple[str, object]]:
+    """Like :func:`live_host`, but under the uvicorn configuration ``aecflow serve`` uses
+    (header limits, timeouts, forwarding trust)."""
+    app = create_app(settings, plugins=plugins, worker=worker)
+    config = uvicorn_config(
+        app, settings, host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    async with serve_app(app, config=config) as url:
         yield url, app
 
 

@@ -359,6 +359,7 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
     import uvicorn
 
     from aecflow.host import create_app
+    from aecflow.host.server import uvicorn_config
 
     settings = _settings(ctx)
     bind = host or settings.server.host
@@ -373,8 +374,9 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
 
     flush_telemetry = configure(settings.telemetry)
     app = create_app(settings, worker=worker and settings.worker.embedded)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        settings,
         host=bind,
         port=settings.server.port if port is None else port,
         log_level="warning",

@@ -106,6 +106,18 @@ class UploadSettings(_Section):
     #: Uploads the host receives at once; more get 503 with Retry-After. Memory per upload is
     #: about one 1 MiB chunk per storage write in flight, so this bounds upload memory.
     max_concurrent: int = pydantic.Field(64, ge=1)
+    #: Uploads (and session parts) one token may stream at once; more get 429. Keeps one
+    #: client from holding every slot of ``max_concurrent``.
+    max_concurrent_per_token: int = pydantic.Field(8, ge=1)
+    #: Seconds a request body may stall (no bytes) before the request is answered 408 and
+    #: its connection closed; a slow client cannot hold an upload slot for ever.
+    body_idle_timeout_s: float = pydantic.Field(60.0, gt=0)
+    #: Open upload sessions (and the bytes they declare) allowed per project and per token;
+    #: beyond them, opening another session answers 429 ``upload_quota_exceeded``.
+    max_open_sessions_per_project: int = pydantic.Field(1000, ge=1)
+    max_open_sessions_per_token: int = pydantic.Field(100, ge=1)
+    max_open_bytes_per_project: int = pydantic.Field(2 * 1024 * GiB, ge=1)
+    max_open_bytes_per_token: int = pydantic.Field(500 * GiB, ge=1)
     #: Part size of resumable upload sessions when the client does not choose one; grown so a
     #: file never needs more than 10,000 parts (S3's limit).
     part_size: int = pydantic.Field(16 * MiB, ge=5 * MiB, le=5 * GiB)
@@ -124,7 +136,8 @@ class AuthSettings(_Section):
     #: ``token``: bearer tokens on every endpoint but /health. ``none``: no authentication,
     #: refused unless the server listens on a loopback address.
     mode: Literal["token", "none"] = "token"
-    #: Failed authentications allowed per source address per minute before 429.
+    #: Failed authentications allowed per source address per minute; past them, a request
+    #: whose token does not authenticate gets 429 (a valid token is never locked out).
     failures_per_minute: int = pydantic.Field(20, ge=1)
 
 
@@ -143,6 +156,25 @@ class TelemetrySettings(_Section):
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = pydantic.Field(8000, ge=0, le=65535)
+    #: Proxies whose ``X-Forwarded-For``/``X-Forwarded-Proto`` are believed (addresses or
+    #: networks, ``"*"`` for any). Empty: the headers are ignored and the peer address is the
+    #: client's (what the audit log and the failure limiter see).
+    forwarded_allow_ips: list[str] = []
+    #: Largest request line plus headers, in bytes; beyond it, 431 and the connection closes.
+    max_header_bytes: int = pydantic.Field(64 * 1024, ge=1024)
+    #: Seconds a client has to send a complete request line and headers, from connecting (or
+    #: from the previous response); then 408 and the connection closes.
+    header_timeout_s: float = pydantic.Field(30.0, gt=0)
+    #: Seconds an idle keep-alive connection stays open between requests.
+    keep_alive_timeout_s: int = pydantic.Field(5, ge=1)
+
+    @pydantic.field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``AECFLOW_SERVER__FORWARDED_ALLOW_IPS=10.0.0.1,10.0.0.2`` arrives as one string."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
 
 class WorkerSettings(_Section):

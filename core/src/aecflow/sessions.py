@@ -74,6 +74,18 @@ class Status:
     EXPIRED = "expired"
 
 
+#: Arbitrary constant: the advisory lock that serialises the quota check of opening sessions.
+QUOTA_LOCK_ID = 0x61657571
+
+
+class QuotaExceeded(AecflowError):
+    """Too many open sessions, or too many bytes declared by them, for a project or a token."""
+
+    code = "upload_quota_exceeded"
+    http_status = 429
+    exit_code = 4
+
+
 class UploadExpired(AecflowError):
     """The session outlived ``[uploads] session_ttl_s``; its parts are gone."""
 
@@ -262,14 +274,59 @@ class UploadSessions:
                 "expires_at": now + dt.timedelta(seconds=flow.settings.uploads.session_ttl_s),
             }
             op.note(file_id=file_id, storage_key=key, details={"upload_id": upload_id})
+            if who.id.startswith("token:"):
+                row["opened_by"] = who.id
             try:
                 async with flow.engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        await conn.execute(
+                            sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": QUOTA_LOCK_ID}
+                        )
+                    # Inserted first: on SQLite the insert takes the write lock, so the counts
+                    # below see every session committed before, and this one.
                     await conn.execute(sa.insert(uploads).values(**row))
+                    await self._check_quota(conn, row, now)
                     await op.write(conn)
             except BaseException:
                 await asyncio.shield(self._discard(key, handle))
                 raise
         return await self._view(row)
+
+    async def _check_quota(
+        self, conn: AsyncConnection, row: Mapping[str, Any], now: dt.datetime
+    ) -> None:
+        """Refuse the session just inserted if it takes its project or its token past the
+        caps on open sessions or on the bytes they declare (``[uploads] max_open_*``)."""
+        limits = self.flow.settings.uploads
+        scopes = [
+            (uploads.c.project, row["project"], f"project {row['project']!r}", "project"),
+        ]
+        if row.get("opened_by"):
+            scopes.append((uploads.c.opened_by, row["opened_by"], "this token", "token"))
+        for column, value, who, kind in scopes:
+            count, declared = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.count(), sa.func.coalesce(sa.func.sum(uploads.c.size), 0)
+                    ).where(
+                        column == value,
+                        uploads.c.status.in_([Status.OPEN, Status.COMPLETING]),
+                        uploads.c.expires_at > now,
+                    )
+                )
+            ).one()
+            max_sessions = getattr(limits, f"max_open_sessions_per_{kind}")
+            max_bytes = getattr(limits, f"max_open_bytes_per_{kind}")
+            if count > max_sessions:
+                raise QuotaExceeded(
+                    f"{who} already has {count - 1} open upload sessions (the limit is "
+                    f"{max_sessions}); complete or abort one first"
+                )
+            if declared > max_bytes:
+                raise QuotaExceeded(
+                    f"{who}'s open upload sessions would declare {declared} bytes (the limit "
+                    f"is {max_bytes}); complete or abort one first"
+                )
 
     def _may_process(self, filename: str, content_type: str | None) -> bool:
         """Whether some processor declares the file's suffix or media type. Checked up front so
@@ -286,6 +343,20 @@ class UploadSessions:
         """The session, its parts and where to send those still missing."""
         row = await self._load(upload_id)
         return await self._view(row)
+
+    async def admit_part(self, upload_id: str) -> None:
+        """Refuse (and audit) a part the actor may not send, before its body is read: a
+        request that will be refused must not hold an upload slot while it streams."""
+        op = Operation(self.flow.audit, "upload.part", False)
+        try:
+            row = await self._load(upload_id)
+            op.note(project=row["project"], file_id=row["file_id"])
+            actors.current().require(Role.WRITER, "uploading")
+            self._require_open(row)
+        except AecflowError as exc:
+            outcome = "denied" if exc.code in ("forbidden", "project_not_found") else "error"
+            await self.flow.audit.record(op.row(outcome, exc.code))
+            raise
 
     async def find(
         self,

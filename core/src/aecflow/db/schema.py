@@ -206,8 +206,11 @@ uploads = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     #: When the backend's parts were removed (aborted or expired sessions).
     sa.Column("cleaned_at", UTCDateTime),
+    #: The actor (``token:<id>``) that opened the session, for the per-token caps.
+    sa.Column("opened_by", sa.String(200)),
     sa.Index(None, "status", "expires_at"),
     sa.Index(None, "project", "status", "id"),
+    sa.Index(None, "opened_by", "status"),
 )
 
 upload_parts = sa.Table(

@@ -22,6 +22,7 @@ from aecflow.flow import Flow
 from aecflow.host import files, openapi, ops, sessions
 from aecflow.host.auth import Endpoint, FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
+from aecflow.host.limits import BodyIdleTimeout
 from aecflow.host.middleware import RequestContext
 from aecflow.host.uploads import UploadSlots, upload
 
@@ -99,7 +100,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with Flow.open(settings, plugins=plugins or ()) as flow:
             app.state.flow = flow
-            app.state.upload_slots = UploadSlots(settings.uploads.max_concurrent)
+            app.state.upload_slots = UploadSlots(
+                settings.uploads.max_concurrent, settings.uploads.max_concurrent_per_token
+            )
             app.state.auth_limiter = FailureLimiter(settings.auth.failures_per_minute)
             extra: list = []
             await flow.plugins.broadcast("register_routes", routes=extra, flow=flow)
@@ -114,7 +117,10 @@ def create_app(
         routes.append(Route("/metrics", authenticated(ops.prometheus_metrics)))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestContext)],
+        middleware=[
+            Middleware(RequestContext),
+            Middleware(BodyIdleTimeout, timeout_s=settings.uploads.body_idle_timeout_s),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

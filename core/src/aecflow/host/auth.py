@@ -2,7 +2,10 @@
 
 A request's token becomes the :class:`~aecflow.actor.Actor` the flow authorises and audits
 against. Failures answer 401 (audited as ``auth.failed``); a source address that fails too
-often within a minute gets 429 until the minute is over, before its token is even looked at.
+often within a minute gets 429 until the minute is over for every request whose token does not
+authenticate (a valid token is never locked out, so a neighbour behind the same address cannot
+lock a real client out). The source address is the peer's, or what ``X-Forwarded-For`` says
+only when ``[server] forwarded_allow_ips`` trusts the peer (see :mod:`aecflow.host.server`).
 A path or query holding NUL is refused (400) before anything else looks at it.
 """
 
@@ -83,13 +86,6 @@ def authenticated(endpoint: Endpoint) -> Endpoint:
         limiter: FailureLimiter = request.app.state.auth_limiter
         source = request.client.host if request.client else "-"
         wait = limiter.retry_after(source)
-        if wait is not None:
-            return error_response(
-                429,
-                "too_many_auth_failures",
-                "too many failed authentications from this address",
-                {"Retry-After": str(round(wait))},
-            )
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
             if scheme.lower() != "bearer" or not token.strip():
@@ -97,6 +93,13 @@ def authenticated(endpoint: Endpoint) -> Endpoint:
             async with flow.engine.begin() as conn:
                 actor = await tokens.authenticate(conn, token.strip(), dt.datetime.now(dt.UTC))
         except tokens.AuthFailure as failure:
+            if wait is not None:  # limited: neither counted nor audited again
+                return error_response(
+                    429,
+                    "too_many_auth_failures",
+                    "too many failed authentications from this address",
+                    {"Retry-After": str(round(wait))},
+                )
             limiter.record(source)
             with acting_as(request_actor(request, Actor(id="anonymous"))):
                 await flow.audit.record(_denied_row(flow, failure, request))

@@ -132,6 +132,7 @@ async def complete_session(request: Request) -> Response:
 
 async def put_part(request: Request) -> Response:
     number = request.path_params["number"]
+    await _sessions(request).admit_part(request.path_params["upload_id"])
 
     async def receive() -> Response:
         receipt = await _sessions(request).receive_part(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -19,8 +20,11 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from aecflow import actor as actors
 from aecflow import validation
-from aecflow.errors import InvalidInput, TooLarge
+from aecflow.actor import Role
+from aecflow.audit import Operation
+from aecflow.errors import AecflowError, InvalidInput, TooLarge
 from aecflow.host.errors import error_response
 from aecflow.host.multipart import MultipartFile
 
@@ -30,20 +34,47 @@ NOT_A_FILE_TYPE = frozenset({b"", b"application/x-www-form-urlencoded"})
 
 
 class UploadSlots:
-    """A global cap on concurrent uploads: beyond it, 503 with Retry-After, not more memory."""
+    """A global cap on concurrent uploads (beyond it, 503 with Retry-After, not more memory)
+    and a cap per token (beyond it, 429), so that one client cannot hold every slot."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_token: int | None = None) -> None:
         self.limit = limit
+        self.per_token = per_token or limit
         self.active = 0
+        self.by_holder: collections.Counter[str] = collections.Counter()
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, holder: str | None = None) -> bool:
+        return self.refusal(holder) is None
+
+    def refusal(self, holder: str | None = None) -> Response | None:
+        """Take a slot for ``holder`` (a token's actor id; ``None``: no per-token cap), or the
+        response that says why not."""
         if self.active >= self.limit:
-            return False
+            return error_response(
+                503,
+                "too_many_uploads",
+                f"{self.limit} uploads are already running; try again shortly",
+                {"Retry-After": "2"},
+            )
+        if holder is not None and self.by_holder[holder] >= self.per_token:
+            return error_response(
+                429,
+                "too_many_uploads_for_token",
+                f"this token already sends {self.per_token} uploads at once; wait for one "
+                "to finish",
+                {"Retry-After": "2"},
+            )
         self.active += 1
-        return True
+        if holder is not None:
+            self.by_holder[holder] += 1
+        return None
 
-    def release(self) -> None:
+    def release(self, holder: str | None = None) -> None:
         self.active -= 1
+        if holder is not None:
+            self.by_holder[holder] -= 1
+            if self.by_holder[holder] <= 0:
+                del self.by_holder[holder]
 
 
 def header_filename(value: str | None) -> str | None:
@@ -98,28 +129,42 @@ async def in_upload_slot(
     request: Request, receive: Callable[[], Awaitable[Response]], what: str
 ) -> Response:
     """Run ``receive`` (a request whose body streams into storage) within the global cap on
-    concurrent uploads: 503 with Retry-After beyond it. A client that goes away mid-body is
+    concurrent uploads and the cap per token. Callers decide access before this, so a
+    request that may not upload never holds a slot. A client that goes away mid-body is
     logged, not reported: nothing it sent was kept."""
     slots: UploadSlots = request.app.state.upload_slots
-    if not slots.try_acquire():
-        return error_response(
-            503,
-            "too_many_uploads",
-            f"{slots.limit} uploads are already running; try again shortly",
-            {"Retry-After": "2"},
-        )
+    who = actors.current().id
+    holder = who if who.startswith("token:") else None
+    refused = slots.refusal(holder)
+    if refused is not None:
+        return refused
     try:
         return await receive()
     except ClientDisconnect:
         log.info("client went away during %s; nothing was kept", what)
         return Response(status_code=400)  # never reaches the client
     finally:
-        slots.release()
+        slots.release(holder)
+
+
+async def admit_writer(flow, project: str) -> None:
+    """Refuse (and audit) an upload the actor may not make before any of its body is read:
+    the multipart preamble would otherwise be read first, holding a slot for as long as a
+    slow client liked."""
+    who = actors.current()
+    try:
+        who.require_project(project)
+        who.require(Role.WRITER, "uploading")
+    except AecflowError as exc:
+        op = Operation(flow.audit, "file.upload", False, project=project)
+        await flow.audit.record(op.row("denied", exc.code))
+        raise
 
 
 async def upload(request: Request) -> Response:
     flow = request.app.state.flow
     project = validation.project_name(request.path_params["project"])
+    await admit_writer(flow, project)
     return await in_upload_slot(
         request, lambda: _receive(request, flow, project), f"an upload to {project}"
     )
