@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import SAMPLES
+
 COMMANDS = [
     [],
     ["ingest"],
@@ -109,6 +111,8 @@ def test_db_upgrade_and_dead_letters(tmp_path: Path) -> None:
     assert result.returncode == 0 and f"revision {head_revision()}" in result.stdout
     dead = json.loads(aecflow(tmp_path, "events", "dead", "--json").stdout)
     assert dead == {"items": [], "next_cursor": None}
+    human = aecflow(tmp_path, "events", "dead")
+    assert human.returncode == 0 and human.stdout == "" and "no dead letters" in human.stderr
     result = aecflow(tmp_path, "events", "redeliver", "--all")
     assert result.returncode == 0 and "0 event(s)" in result.stdout
 
@@ -222,3 +226,167 @@ def test_files_show_prints_the_warnings_of_a_partial_read(tmp_path: Path) -> Non
     assert "read only 7 of them" in warning
     human = aecflow(tmp_path, "files", "show", record["id"]).stdout
     assert f"warning       {warning}" in human
+
+
+def test_ingest_show_and_json_give_the_model_summary(tmp_path: Path) -> None:
+    sample = SAMPLES / "AC20-FZK-Haus.ifc"
+    result = aecflow(tmp_path, "ingest", str(sample), "-p", "demo")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for expected in (
+        "outcome       succeeded",
+        "schema        IFC4",
+        "model         Projekt-FZK-Haus",
+        "storeys       2: Erdgeschoss, Dachgeschoss",
+        "materials     11",
+    ):
+        assert expected in lines, result.stdout
+    [elements] = [line for line in lines if line.startswith("elements ")]
+    assert elements.split(None, 1)[1].startswith("IfcMember 42, IfcOpeningElement 17,")
+    assert elements.endswith("(+5 classes)")
+    assert any(line.startswith("entities      ") for line in lines)
+    assert any(line.startswith("duration      ") and "attempt 1" in line for line in lines)
+    file_id = lines[0].split()[1]
+    shown = aecflow(tmp_path, "files", "show", file_id)
+    assert shown.stdout == result.stdout
+    record = json.loads(aecflow(tmp_path, "files", "show", file_id, "--json").stdout)
+    assert record["processing"]["result"]["storeys"] == ["Erdgeschoss", "Dachgeschoss"]
+    assert record["processing"]["result"]["element_counts"]["IfcMember"] == 42
+
+
+def test_the_summary_of_other_processors_and_of_warnings() -> None:
+    from aecflow.cli_output import record_lines
+
+    text = {
+        "id": "f1",
+        "status": "processed",
+        "processing": {
+            "processor": "textstats",
+            "outcome": "succeeded",
+            "duration_s": 0.25,
+            "attempts": 2,
+            "result": {"lines": 2},
+        },
+    }
+    assert record_lines(text) == [
+        "id            f1",
+        "status        processed",
+        "processor     textstats",
+        "outcome       succeeded",
+        "duration      0.25 s, attempt 2",
+    ]
+    partial = {
+        "processing": {
+            "processor": "ifc",
+            "outcome": "succeeded",
+            "warnings": ["2 quantities were not numbers"],
+            "result": {
+                "schema": "IFC2X3",
+                "element_counts": {},
+                "parse": {"warnings": 3, "errors": 1, "partial": True},
+                "notes": ["the spatial tree is cut at 500 nodes"],
+            },
+        }
+    }
+    lines = record_lines(partial)
+    assert "parse         partial read, 1 errors, 3 warnings" in lines
+    assert lines[-2:] == [
+        "warning       2 quantities were not numbers",
+        "warning       the spatial tree is cut at 500 nodes",
+    ]
+    failed = {"processing": {"outcome": "invalid_input", "error": "not an IFC file"}}
+    assert record_lines(failed) == [
+        "processor     -",
+        "outcome       invalid_input",
+        "error         not an IFC file",
+    ]
+
+
+def test_ingest_exits_76_when_its_events_are_dead_lettered(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "hooks.toml").write_text(
+        f"""
+        [outbox]
+        max_attempts = 1
+
+        [[notifiers]]
+        backend = "webhook"
+        url = "http://127.0.0.1:{port}/hook"
+        secret = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        """
+    )
+    (tmp_path / "notes.txt").write_text("one two\n")
+    result = aecflow(tmp_path, "-c", "hooks.toml", "ingest", "notes.txt", "-p", "demo", "--json")
+    assert result.returncode == 76, result.stderr
+    assert json.loads(result.stdout)["processing"]["outcome"] == "succeeded"
+    assert "event file.stored to webhook was not delivered after 1 attempt(s)" in result.stderr
+    assert "2 event(s) dead-lettered; the file is stored" in result.stderr
+    dead = json.loads(aecflow(tmp_path, "-c", "hooks.toml", "events", "dead", "--json").stdout)
+    assert len(dead["items"]) == 2
+
+    stored = aecflow(tmp_path, "-c", "hooks.toml", "ingest", "notes.txt", "-p", "demo", "--no-wait")
+    assert stored.returncode == 0, stored.stderr
+
+
+def test_audit_verify_says_when_the_chain_is_off(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("one\n")
+    off = aecflow(tmp_path, "audit", "verify")
+    assert off.returncode == 78 and off.stdout == ""
+    assert "hash chain is off ([audit] hash_chain = false)" in off.stderr
+    chained = {"AECFLOW_AUDIT__HASH_CHAIN": "true"}
+    assert aecflow(tmp_path, "ingest", "notes.txt", "-p", "demo", env=chained).returncode == 0
+    on = aecflow(tmp_path, "audit", "verify", env=chained)
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.startswith("audit chain intact: ") and " 0 rows" not in on.stdout
+
+
+def test_serve_on_an_address_in_use_exits_69(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = aecflow(tmp_path, "serve", "--port", str(port))
+    assert result.returncode == 69, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_serve_logs_one_line_per_request_and_processed_file(tmp_path: Path) -> None:
+    import httpx
+
+    process, url, lines = start_serving(tmp_path)
+    try:
+        [token] = [line.split("=", 1)[1].strip() for line in lines if "AECFLOW_TOKEN=" in line]
+        uploaded = httpx.post(
+            f"{url}/v1/projects/demo/files?filename=a.txt",
+            content=b"a b\n",
+            headers={"Authorization": f"Bearer {token}", "X-Request-ID": "req-7"},
+        )
+        assert uploaded.status_code == 201
+        file_id = uploaded.json()["id"]
+        while "aecflow.events: file.processed" not in lines[-1]:  # ends when the log says so
+            assert process.poll() is None, lines
+            lines.append(process.stderr.readline())
+    finally:
+        stop_serving(process)
+    logged = "".join(lines)
+    assert 'INFO aecflow.access: 127.0.0.1 "POST /v1/projects/demo/files" 201 ' in logged
+    assert logged.count("req-7") == 1
+    assert f"INFO aecflow.worker: processed demo/a.txt {file_id} with textstats: succeeded" in (
+        logged
+    )
+    assert f"INFO aecflow.events: file.processed demo/a.txt {file_id} succeeded" in logged
+    assert "alembic" not in logged and "Context impl" not in logged
+
+
+def test_an_explicit_info_level_leaves_out_the_migration_chatter(tmp_path: Path) -> None:
+    quiet = aecflow(tmp_path, "--log-level", "INFO", "files", "list", "-p", "demo")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "alembic" not in quiet.stderr and "Context impl" not in quiet.stderr
+    chatty = aecflow(tmp_path, "--log-level", "DEBUG", "files", "list", "-p", "demo")
+    assert "alembic" in chatty.stderr

@@ -168,6 +168,7 @@ async def test_resume_sends_only_the_missing_parts(tmp_path: Path, database_url:
         assert ("POST", "/v1/projects/demo/uploads") not in transport.seen
         uploading = [p.sent for p in seen if p.phase == "uploading"]
         assert uploading == [len(data) - PART, len(data)]  # starts at what the server had
+        assert {(p.resumed_parts, p.parts) for p in seen if p.phase == "uploading"} == {(2, 3)}
         finished = (await http.get(f"/v1/uploads/{session['id']}")).json()
         assert finished["status"] == "completed" and finished["file_id"] == record["id"]
         assert (await http.get(f"/v1/files/{record['id']}/content")).content == data
@@ -332,6 +333,9 @@ async def test_cli_upload_shows_every_file_reaching_100_percent(tmp_path: Path, 
         bars = last_bars(err)
         assert set(bars) == {"small.ok", "large.ok"}, err
         assert all("100%" in bar for bar in bars.values()), bars
+        assert "67.1M/67.1M" in bars["large.ok"], bars  # MB like the summary's MB/s, not MiB
+        assert "large.ok: resuming, 2 of 5 parts already on the server" in err
+        assert "small.ok: resuming" not in err
         lines = out.splitlines()
         assert lines[-1] == "2 uploaded, 0 failed"
         by_name = {line.split()[-1]: line.split() for line in lines[:-1]}
@@ -364,6 +368,14 @@ async def test_cli_upload_json_wait_and_status_of_a_failure(tmp_path: Path, data
         outcomes = {r["filename"]: r["processing"]["outcome"] for r in result["uploaded"]}
         assert outcomes == {"plain.xyz": "skipped", "broken.bad": "invalid_input"}
         ids = {r["filename"]: r["id"] for r in result["uploaded"]}
+
+        code, out, err = await aecflow(
+            tmp_path, "upload", "plain.xyz", "broken.bad", "-p", "demo", "--server", url, "--wait"
+        )
+        assert code == 1, err
+        assert out.splitlines()[-1] == "2 uploaded, 0 failed, 1 failed processing"
+        assert re.search(r"^error: broken\.bad: processing invalid_input: \S", err, re.M), err
+        assert "error: plain.xyz" not in err
 
         code, out, err = await aecflow(tmp_path, "status", ids["plain.xyz"], "--server", url)
         assert code == 0 and "skipped" in out, err

@@ -401,10 +401,9 @@ async def test_unprocessable_files_are_refused_when_configured(
     assert len(leftovers(tmp_path)) == 1
 
 
-async def test_each_request_is_logged_once_as_json(
+async def test_each_request_is_logged_once_readable_with_its_fields(
     tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import json
     import logging
 
     caplog.set_level(logging.INFO, logger="aecflow.access")
@@ -413,7 +412,10 @@ async def test_each_request_is_logged_once_as_json(
         httpx.AsyncClient(base_url=url) as client,
     ):
         await client.get("/v1/files/nope", headers={"X-Request-ID": "req-42"})
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "aecflow.access"]
-    [line] = [entry for entry in lines if entry["request_id"] == "req-42"]
+    records = [r for r in caplog.records if r.name == "aecflow.access"]
+    [record] = [r for r in records if r.access["request_id"] == "req-42"]
+    assert record.getMessage().startswith('127.0.0.1 "GET /v1/files/nope" 404 ')
+    assert record.getMessage().endswith(" req-42")
+    line = record.access
     assert line["status"] == 404 and line["path"] == "/v1/files/nope"
     assert line["method"] == "GET" and line["duration_s"] >= 0 and line["bytes_out"] > 0

@@ -1,8 +1,9 @@
 """The ``aecflow`` command line.
 
 Exit codes scripts can rely on: 0 success, 1 unexpected error, 2 invalid input or usage,
-3 not found, 4 conflict, 69 a dependency unavailable, 75 gave up waiting, 77 not permitted
-(a missing, unknown or insufficient token), 78 configuration or plugin error.
+3 not found, 4 conflict, 69 a dependency unavailable (or `serve`'s address in use), 75 gave
+up waiting, 76 `ingest`: events dead-lettered, 77 not permitted (a missing, unknown or
+insufficient token), 78 configuration or plugin error (and `audit verify` with the chain off).
 Every command that prints a record or a list takes ``--json``.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -34,6 +37,10 @@ if TYPE_CHECKING:
     from aecflow.records import FileRecord
 
 log = logging.getLogger("aecflow.cli")
+#: ``ingest``: the file is stored and processed, but some of its events were dead-lettered.
+EXIT_UNDELIVERED = 76
+#: ``audit verify``: there is no chain to verify ([audit] hash_chain is off).
+EXIT_CHAIN_OFF = 78
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -91,30 +98,10 @@ def _print_record_data(data: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _print_json(data)
         return
-    for key in (
-        "id",
-        "project",
-        "filename",
-        "size",
-        "sha256",
-        "content_type",
-        "status",
-        "created_at",
-        "updated_at",
-        "deleted_at",
-        "purged_at",
-    ):
-        if data.get(key) is not None:
-            click.echo(f"{key:13} {data[key]}")
-    for key, value in (data.get("metadata") or {}).items():
-        click.echo(f"{'metadata':13} {key}={value}")
-    processing = data.get("processing") or {}
-    click.echo(f"{'processor':13} {processing.get('processor') or '-'}")
-    click.echo(f"{'outcome':13} {processing.get('outcome') or 'pending'}")
-    if processing.get("error"):
-        click.echo(f"{'error':13} {processing['error']}")
-    for warning in processing.get("warnings") or ():
-        click.echo(f"{'warning':13} {warning}")
+    from aecflow.cli_output import record_lines
+
+    for line in record_lines(data):
+        click.echo(line)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,7 +120,9 @@ def _print_record_data(data: dict[str, Any], as_json: bool) -> None:
 @click.version_option(package_name="aecflow")
 def cli(config: Path | None, log_level: str) -> None:
     """aecflow: ingest, store, process and announce building models and other large files."""
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from aecflow import cli_logging
+
+    cli_logging.configure(log_level)
 
 
 @cli.command()
@@ -168,8 +157,10 @@ async def ingest(
     """Store FILE in PROJECT (in this process, no server needed) and print its record.
 
     By default the command waits for processing and notification (done by the worker embedded
-    in this process, or by `aecflow worker` processes) and prints the final record.
+    in this process, or by `aecflow worker` processes) and prints the final record. Exit code
+    75 when it gave up waiting, 76 when an event of the file was dead-lettered (not delivered).
     """
+    dead: list[dict[str, Any]] = []
     async with _open_flow(_settings(ctx)) as flow:
         record = await flow.ingest_file(
             project,
@@ -189,7 +180,21 @@ async def ingest(
                     err=True,
                 )
                 sys.exit(75)  # EX_TEMPFAIL
+            dead = await flow.undelivered(record.id)
     _print_record(record, as_json)
+    if dead:
+        for letter in dead:
+            click.echo(
+                f"error: event {letter['event_type']} to {letter['destination']} was not "
+                f"delivered after {letter['attempts']} attempt(s): {letter['last_error']}",
+                err=True,
+            )
+        click.echo(
+            f"error: {len(dead)} event(s) dead-lettered; the file is stored, see "
+            "`aecflow events dead` and `aecflow events redeliver`",
+            err=True,
+        )
+        sys.exit(EXIT_UNDELIVERED)
 
 
 @cli.group()
@@ -314,12 +319,15 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     Run as many as you like, on as many machines as share the database: they claim work with
     leases. Workers also remove the parts of expired and aborted upload sessions. On SIGTERM
     a worker stops claiming, lets running jobs finish for up to --grace seconds, then hands
-    the rest back to the queue.
+    the rest back to the queue. Logs one line per processed file (INFO) unless --log-level is
+    given.
     """
+    from aecflow import cli_logging
     from aecflow.dispatcher import Dispatcher
     from aecflow.telemetry_sdk import configure
     from aecflow.worker import Worker
 
+    cli_logging.serving(ctx)
     settings = _quiet_settings(ctx)
     flush_telemetry = configure(settings.telemetry)
     stop = asyncio.Event()
@@ -355,12 +363,17 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
 @click.pass_context
 @run_async
 async def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) -> None:
-    """Run the HTTP host until SIGTERM or Ctrl-C."""
+    """Run the HTTP host until SIGTERM or Ctrl-C.
+
+    Logs one line per request and per processed file (INFO) unless --log-level is given.
+    """
     import uvicorn
 
+    from aecflow import cli_logging
     from aecflow.host import create_app
     from aecflow.host.server import uvicorn_config
 
+    cli_logging.serving(ctx)
     settings = _settings(ctx)
     bind = host or settings.server.host
     if settings.auth.mode == "none" and not _is_loopback(bind):
@@ -385,7 +398,8 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
         timeout_graceful_shutdown=30,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    bind_errors = _BindErrors()
+    task = asyncio.create_task(_serve_until_done(server, bind_errors))
     while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     if server.started:
@@ -396,7 +410,44 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
     await task
     flush_telemetry()
     if not server.started:
-        raise click.ClickException("the server did not start; see the messages above")
+        failure = click.ClickException("the server did not start; see the messages above")
+        if bind_errors.error is not None:
+            code = bind_errors.error.errno
+            in_use = code == errno.EADDRINUSE
+            failure = click.ClickException(
+                f"cannot listen on {bind}:{config.port}: "
+                + (os.strerror(code) if code else str(bind_errors.error))
+                + ("; is another server running there? choose one with --port" if in_use else "")
+            )
+            failure.exit_code = 69 if in_use else 78  # EX_UNAVAILABLE, else EX_CONFIG
+        raise failure
+
+
+class _BindErrors(logging.Filter):
+    """Keeps the OSError uvicorn logs when it cannot bind (it then exits with its own code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: OSError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, OSError):
+            self.error = record.msg
+        return True
+
+
+async def _serve_until_done(server: Any, bind_errors: _BindErrors) -> None:
+    """``server.serve()``, without uvicorn's ``sys.exit(3)`` on a failed start: 3 is our
+    not-found code, so ``serve`` reports the failure and its own exit code instead."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(bind_errors)
+    try:
+        await server.serve()
+    except SystemExit:
+        if server.started:
+            raise
+    finally:
+        uvicorn_log.removeFilter(bind_errors)
 
 
 def _is_loopback(host: str) -> bool:
@@ -451,6 +502,8 @@ async def events_dead(
     if as_json:
         _print_json(page)
         return
+    if not page["items"]:
+        click.echo("no dead letters" + (" after this cursor" if cursor else ""), err=True)
     for item in page["items"]:
         click.echo(
             f"{item['id']}  {item['destination']:12} {item['event_type']:24} "
@@ -621,8 +674,18 @@ async def _audit_list(
 @click.pass_context
 @run_async
 async def audit_verify(ctx: click.Context) -> None:
-    """Walk the hash chain ([audit] hash_chain = true); exit 1 at the first broken row."""
-    async with _open_flow(_quiet_settings(ctx)) as flow:
+    """Walk the hash chain ([audit] hash_chain = true); exit 1 at the first broken row.
+
+    Exit code 78 when the chain is off: there is nothing to verify.
+    """
+    settings = _quiet_settings(ctx)
+    if not settings.audit.hash_chain:
+        click.echo(
+            "error: the audit hash chain is off ([audit] hash_chain = false): nothing verified",
+            err=True,
+        )
+        sys.exit(EXIT_CHAIN_OFF)
+    async with _open_flow(settings) as flow:
         result = await flow.audit.verify()
     if result["ok"]:
         click.echo(f"audit chain intact: {result['checked']} rows verified")
@@ -712,7 +775,7 @@ class _FileBar(tqdm):
             desc=name,
             unit="B",
             unit_scale=True,
-            unit_divisor=1024,
+            unit_divisor=1000,  # MB like the summary's MB/s, not MiB
             position=position,
             leave=True,
             file=sys.stderr,
@@ -735,6 +798,12 @@ class _FileBar(tqdm):
                 self.reset(total=progress.total)
                 self.initial = self.n = self.last_print_n = self.resumed = progress.sent
                 self.started = self._time()
+                if progress.resumed_parts:
+                    self.write(
+                        f"{progress.filename}: resuming, {progress.resumed_parts} of "
+                        f"{progress.parts} parts already on the server",
+                        file=sys.stderr,
+                    )
             elif progress.phase == "done":
                 self.stopped = self._time()
             self.phase = progress.phase
@@ -850,6 +919,7 @@ async def _upload_files(
                 bar.close()
         for failure in failures:
             click.echo(f"error: {failure['file']}: {failure['error']['message']}", err=True)
+        unprocessed = 0  # with --wait: files whose processing failed or could not be awaited
         if wait:
             for index, record in enumerate(records):
                 if record is None:
@@ -859,9 +929,17 @@ async def _upload_files(
                 except Exception as exc:
                     click.echo(f"error: waiting for {record['id']}: {exc}", err=True)
                     exit_code = exit_code or _client_exit_code(exc)
+                    unprocessed += 1
                     continue
-                if record["processing"]["outcome"] not in _GOOD_OUTCOMES:
+                processing = record["processing"]
+                if processing["outcome"] not in _GOOD_OUTCOMES:
+                    click.echo(
+                        f"error: {paths[index]}: processing {processing['outcome']}: "
+                        f"{processing.get('error') or 'no reason given'}",
+                        err=True,
+                    )
                     exit_code = exit_code or 1
+                    unprocessed += 1
     uploaded = [(bar, record) for bar, record in zip(bars, records, strict=True) if record]
     if as_json:
         _print_json({"uploaded": [record for _, record in uploaded], "failed": failures})
@@ -871,7 +949,8 @@ async def _upload_files(
             f"{record['id']}  {record['status']:10} {record['size']:>12}  "
             f"{record['sha256'][:12]}  {bar.rate():8.1f} MB/s  {record['filename']}"
         )
-    click.echo(f"{len(uploaded)} uploaded, {len(paths) - len(uploaded)} failed")
+    summary = f"{len(uploaded)} uploaded, {len(paths) - len(uploaded)} failed"
+    click.echo(summary + (f", {unprocessed} failed processing" if wait else ""))
     return exit_code
 
 

@@ -86,7 +86,8 @@ class Progress:
 
     ``sent`` counts bytes the server acknowledged, including parts already there when an upload
     resumes (a streamed upload counts bytes handed to the connection). ``hashed`` counts bytes
-    read by the hashing pass. ``phase``: hashing, uploading, completing, done.
+    read by the hashing pass. ``phase``: hashing, uploading, completing, done. A resumed upload
+    has ``resumed_parts`` of its ``parts`` on the server from the start.
     """
 
     filename: str
@@ -94,6 +95,9 @@ class Progress:
     sent: int
     phase: str
     hashed: int = 0
+    #: Parts of a session upload (0: streamed) and how many were on the server already.
+    parts: int = 0
+    resumed_parts: int = 0
 
 
 class _Reporter:
@@ -342,7 +346,18 @@ class AsyncClient:
             )
         missing = [part for part in session["parts"] if not part["received"]]
         waiting = sum(ranges[part["number"] - 1][1] for part in missing)
-        report.update(phase="uploading", sent=digests.size - waiting)
+        resumed = len(ranges) - len(missing)
+        if resumed:
+            log.info(
+                "resuming upload session %s of %s: %d of %d parts already on the server",
+                session["id"],
+                name,
+                resumed,
+                len(ranges),
+            )
+        report.update(
+            phase="uploading", sent=digests.size - waiting, parts=len(ranges), resumed_parts=resumed
+        )
         await self._send_parts(session, path, digests, ranges, missing, report)
         report.update(phase="completing")
         response = await self._call(
@@ -364,7 +379,6 @@ class AsyncClient:
                     continue
                 raise
             if session["status"] == "open":
-                log.info("resuming upload session %s of %s", session["id"], session["filename"])
                 return session
         return None
 

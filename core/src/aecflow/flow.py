@@ -388,6 +388,18 @@ class Flow:
                 await asyncio.sleep(poll_s)
         return await self.get(file_id)
 
+    async def undelivered(self, file_id: str) -> list[dict[str, Any]]:
+        """The file's dead-lettered events, oldest first: settled, but never delivered."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(outbox)
+                    .where(outbox.c.file_id == file_id, outbox.c.status == "dead")
+                    .order_by(outbox.c.id)
+                )
+            ).mappings()
+            return [dead_letter(row) for row in rows]
+
     # -- reading -------------------------------------------------------------------------
 
     async def get(self, file_id: str) -> FileRecord:

@@ -339,6 +339,17 @@ class Worker:
             )
         )
         final = report.outcome not in RETRYABLE or job["attempts"] >= self.max_attempts
+        log.info(
+            "processed %s/%s %s with %s: %s in %.2fs%s%s",
+            record.project,
+            record.filename,
+            record.id,
+            job["processor"],
+            report.outcome.value,
+            report.duration_s,
+            f" ({report.error})" if report.error else "",
+            "" if final else f"; attempt {job['attempts']} of {self.max_attempts}, will retry",
+        )
         return Verdict(report, final, job["processor"])
 
     @property

@@ -1,8 +1,7 @@
-"""Request ids and structured access logs, as plain ASGI middleware (streams untouched)."""
+"""Request ids and access logs, as plain ASGI middleware (streams untouched)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -19,7 +18,7 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestContext:
     """Give every request an id (the client's ``X-Request-ID`` when sane), a server span
-    (continuing the caller's ``traceparent``) and one JSON access-log line."""
+    (continuing the caller's ``traceparent``) and one access-log line."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -71,18 +70,27 @@ class RequestContext:
 
     @staticmethod
     def _log(scope: Scope, request_id: str, status: int, sent: int, started: float) -> None:
+        """One readable line; the same fields as a dict in the record's ``access`` attribute,
+        for structured (JSON) log handlers."""
         client = scope.get("client") or ("-", 0)
+        fields = {
+            "request_id": request_id,
+            "trace_id": scope["state"].get("trace_id"),
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "bytes_out": sent,
+            "duration_s": round(time.monotonic() - started, 6),
+            "client": client[0],
+        }
         access_log.info(
-            json.dumps(
-                {
-                    "request_id": request_id,
-                    "trace_id": scope["state"].get("trace_id"),
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "bytes_out": sent,
-                    "duration_s": round(time.monotonic() - started, 6),
-                    "client": client[0],
-                }
-            )
+            '%s "%s %s" %d %dB %.3fs %s',
+            fields["client"],
+            fields["method"],
+            fields["path"],
+            status,
+            sent,
+            fields["duration_s"],
+            request_id,
+            extra={"access": fields},
         )

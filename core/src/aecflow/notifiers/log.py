@@ -32,6 +32,21 @@ class LogNotifier(Notifier):
         return not self.config.events or event_type in self.config.events
 
     async def deliver(self, events: Sequence[Event]) -> Mapping[str, DeliveryOutcome]:
+        """One readable line per event; the whole payload too when DEBUG is on."""
         for event in events:
-            log.log(self.level, "%s %s", event.type, json.dumps(dict(event.payload), default=str))
+            file = event.payload.get("file") or {}
+            processing = file.get("processing") or {}
+            outcome = f" {processing['outcome']}" if processing.get("outcome") else ""
+            log.log(
+                self.level,
+                "%s %s/%s %s%s (event %s)",
+                event.type,
+                event.project,
+                file.get("filename", "-"),
+                event.file_id,
+                outcome,
+                event.id,
+            )
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s", event.type, json.dumps(dict(event.payload), default=str))
         return {event.id: DeliveryOutcome(DeliveryStatus.DELIVERED) for event in events}

@@ -1,0 +1,122 @@
+"""What the command line shows a person: records with their processing summary.
+
+``--json`` prints the whole record; these lines are the part a person reads. Results are read
+defensively (``.get``), since every processor shapes its own: an IFC result gets its schema,
+counts, storeys, element classes and materials, any other result just its outcome and timings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: Width of the key column.
+KEY = 13
+#: Element classes shown, the most frequent first.
+TOP_CLASSES = 5
+_RECORD_KEYS = (
+    "id",
+    "project",
+    "filename",
+    "size",
+    "sha256",
+    "content_type",
+    "status",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "purged_at",
+)
+
+
+def line(key: str, value: Any) -> str:
+    return f"{key:{KEY}} {value}"
+
+
+def record_lines(data: Mapping[str, Any]) -> list[str]:
+    """A record (from the flow or over HTTP) as aligned ``key value`` lines."""
+    lines = [line(key, data[key]) for key in _RECORD_KEYS if data.get(key) is not None]
+    lines += [line("metadata", f"{k}={v}") for k, v in (data.get("metadata") or {}).items()]
+    return lines + processing_lines(data.get("processing") or {})
+
+
+def processing_lines(processing: Mapping[str, Any]) -> list[str]:
+    """Processor, outcome, error, timings, the result's summary and every warning."""
+    lines = [
+        line("processor", processing.get("processor") or "-"),
+        line("outcome", processing.get("outcome") or "pending"),
+    ]
+    if processing.get("error"):
+        lines.append(line("error", processing["error"]))
+    if processing.get("duration_s") is not None:
+        took = f"{processing['duration_s']:g} s"
+        if processing.get("attempts"):
+            took += f", attempt {processing['attempts']}"
+        lines.append(line("duration", took))
+    result = processing.get("result")
+    if isinstance(result, Mapping):
+        lines += result_lines(result)
+    lines += [line("warning", text) for text in warnings(processing)]
+    return lines
+
+
+def warnings(processing: Mapping[str, Any]) -> list[str]:
+    """``processing.warnings``, else the result's own ``warnings`` and ``notes``."""
+    result = processing.get("result")
+    result = result if isinstance(result, Mapping) else {}
+    found = processing.get("warnings")
+    if not isinstance(found, list):
+        found = result.get("warnings") if isinstance(result.get("warnings"), list) else []
+    parse = result.get("parse") if isinstance(result.get("parse"), Mapping) else {}
+    reasons = parse.get("reasons") if isinstance(parse.get("reasons"), list) else []
+    notes = result.get("notes") if isinstance(result.get("notes"), list) else []
+    shown: list[str] = []
+    for text in [*found, *reasons, *notes]:
+        if str(text) not in shown:
+            shown.append(str(text))
+    return shown
+
+
+def result_lines(result: Mapping[str, Any]) -> list[str]:
+    """The summary of a model's result (IFC keys); nothing for results without those keys."""
+    lines: list[str] = []
+    for key, label in (("schema", "schema"), ("project_name", "model")):
+        if result.get(key):
+            lines.append(line(label, result[key]))
+    for key, label in (("entity_count", "entities"), ("product_count", "products")):
+        if isinstance(result.get(key), int):
+            lines.append(line(label, result[key]))
+    storeys = result.get("storeys")
+    if isinstance(storeys, list) and storeys:
+        lines.append(line("storeys", f"{len(storeys)}: {', '.join(map(str, storeys))}"))
+    counts = result.get("element_counts")
+    if isinstance(counts, Mapping) and counts:
+        ranked = sorted(counts.items(), key=lambda item: (-_number(item[1]), item[0]))
+        shown = ", ".join(f"{name} {count}" for name, count in ranked[:TOP_CLASSES])
+        if len(ranked) > TOP_CLASSES:
+            shown += f" (+{len(ranked) - TOP_CLASSES} classes)"
+        lines.append(line("elements", shown))
+    materials = result.get("materials")
+    if isinstance(materials, list):
+        lines.append(line("materials", len(materials)))
+    parse = result.get("parse")
+    if isinstance(parse, Mapping):
+        problems = [
+            f"{_count(parse[key])} {key}"
+            for key in ("errors", "warnings")
+            if _count(parse.get(key))
+        ]
+        if parse.get("partial"):
+            problems.insert(0, "partial read")
+        if problems:
+            lines.append(line("parse", ", ".join(problems)))
+    return lines
+
+
+def _number(value: Any) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def _count(value: Any) -> float:
+    """A count given as a number or as the list of what was counted."""
+    return len(value) if isinstance(value, list) else _number(value)
