@@ -160,6 +160,16 @@ class Buggy(Processor):
         return ProcessingResult({"ratio": 1 / 0})
 
 
+class QuotesItsInput(Processor):
+    """Refuses with a message as long as a huge FILE_SCHEMA name in the input."""
+
+    def __init__(self, config: NoConfig) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        raise InvalidInput("unsupported schema " + "X" * 900_000)
+
+
 class Unserialisable(Processor):
     def __init__(self, config: NoConfig) -> None:
         pass

@@ -14,7 +14,7 @@ import psutil
 import pydantic
 import pytest
 
-from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
+from aecflow.isolation import MAX_ERROR_CHARS, Limits, ProcessorSpec, RunReport, run_isolated
 from aecflow.processing import Outcome, ProcessingContext
 from aecflow.registry import ProcessorRegistry
 
@@ -28,6 +28,7 @@ from .isolation_processors import (
     Picky,
     PickyButTells,
     PidFileConfig,
+    QuotesItsInput,
     SecretConfig,
     SecretEcho,
     Segfault,
@@ -200,6 +201,18 @@ async def test_a_refusal_keeps_what_could_be_read(sample: Path, context: Process
         "unsupported variant",
         None,
     )
+
+
+async def test_a_huge_error_is_cut_to_a_few_kilobytes_and_says_so(
+    sample: Path, context: ProcessingContext
+):
+    """The error lands in the record, list pages and event payloads: 900 KB of it must not."""
+    report = await run(QuotesItsInput, NoConfig(), sample, context, GENEROUS)
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.error is not None and len(report.error) == MAX_ERROR_CHARS
+    assert report.error.startswith("unsupported schema XXX")
+    kept = report.error.index(" [... cut: ")
+    assert report.error.endswith(f" [... cut: {900_019 - kept:,} more characters]")
 
 
 async def test_an_exception_leaves_its_traceback_in_the_log(

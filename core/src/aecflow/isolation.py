@@ -190,11 +190,28 @@ async def _run_in(
         outcome=outcome,
         # A refusal may carry what could still be read; other failures have no result.
         result=report.get("result") if report and outcome in _WITH_RESULT else None,
-        error=error,
+        error=cap_error(error),
         duration_s=duration_s,
         peak_rss_mb=report.get("peak_rss_mb") if report else None,
         log_tail=log_tail,
     )
+
+
+MAX_ERROR_CHARS = 4096
+
+
+def cap_error(error: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
+    """``error`` cut to ``limit`` characters, marked as cut.
+
+    A processor's message can quote the input (a 900 KB ``FILE_SCHEMA`` name): uncapped it
+    lands in the record, every list page and every event payload. The full text stays in the
+    child's log.
+    """
+    if error is None or len(error) <= limit:
+        return error
+    marker = " [... cut: {:,} more characters]"
+    keep = limit - len(marker.format(len(error)))
+    return error[:keep] + marker.format(len(error) - keep)
 
 
 def _job(
