@@ -109,6 +109,23 @@ async def test_the_whole_journey(tmp_path: Path, database_url: str) -> None:
             f"/v1/files/{record['id']}/content", headers={"Range": f"bytes={len(data)}-"}
         )
         assert bad_range.status_code == 416
+        huge = "9" * 5000
+        to_the_end = await client.get(
+            f"/v1/files/{record['id']}/content", headers={"Range": f"bytes=0-{huge}"}
+        )
+        assert to_the_end.status_code == 206 and to_the_end.content == data
+        whole_tail = await client.get(
+            f"/v1/files/{record['id']}/content", headers={"Range": f"bytes=-{huge}"}
+        )
+        assert whole_tail.status_code == 206 and whole_tail.content == data
+        past_the_end = await client.get(
+            f"/v1/files/{record['id']}/content", headers={"Range": f"bytes={huge}-"}
+        )
+        assert past_the_end.status_code == 416
+        backwards = await client.get(
+            f"/v1/files/{record['id']}/content", headers={"Range": "bytes=5-3"}
+        )
+        assert backwards.status_code == 200 and backwards.content == data  # invalid: ignored
 
         deleted = await client.delete(f"/v1/files/{record['id']}")
         assert deleted.json()["deleted_at"] is not None
