@@ -427,3 +427,34 @@ async def test_open_sessions_and_declared_bytes_are_capped_per_token_and_project
 
             rows = await conn.scalar(sa.select(sa.func.count()).select_from(table))
     assert rows == 5  # refused sessions left nothing behind
+
+
+async def test_local_storage_keeps_its_free_space_reserve(
+    tmp_path: Path, database_url: str
+) -> None:
+    huge = 1 << 60  # more than any disk has free: every write would break the reserve
+    storage = {"backend": "local", "root": str(tmp_path / "objects"), "min_free_bytes": huge}
+    settings = limit_settings(tmp_path, database_url, storage=storage)
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        issued = await tokens(app.state.flow, writer=(Role.WRITER, ["a"]))
+        client.headers["Authorization"] = f"Bearer {issued['writer']}"
+        streamed = await client.post("/v1/projects/a/files?filename=f.bin", content=b"x" * 1000)
+        assert streamed.status_code == 507, streamed.text
+        assert streamed.json()["error"]["code"] == "insufficient_storage"
+
+        async def unsized():  # no Content-Length: refused at the first block instead
+            yield b"y" * 1000
+
+        chunked = await client.post("/v1/projects/a/files?filename=g.bin", content=unsized())
+        assert chunked.status_code == 507
+        opened = await client.post("/v1/projects/a/uploads", json={"filename": "m", "size": 10})
+        part = await client.put(f"/v1/uploads/{opened.json()['id']}/parts/1", content=b"0" * 10)
+        assert part.status_code == 507
+        assert part.json()["error"]["code"] == "insufficient_storage"
+        breaker = (await client.get("/ready")).json()["breakers"]
+        assert {b["name"]: b["state"] for b in breaker}["storage"] == "closed"
+    stored = [p for p in (tmp_path / "objects" / "objects").rglob("*") if p.is_file()]
+    assert stored == []

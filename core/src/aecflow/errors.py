@@ -93,3 +93,12 @@ class StorageInvalid(StorageError):
 
     code = "storage_invalid"
     http_status = 400
+
+
+class InsufficientStorage(StorageError):
+    """Writing would take the backend's free space below its reserve: refused, not a health
+    failure (reads and deletes still work, and deleting is how an operator recovers)."""
+
+    code = "insufficient_storage"
+    http_status = 507
+    exit_code = 73  # EX_CANTCREAT

@@ -26,6 +26,7 @@ import pytest
 
 from aecflow.errors import (
     ConfigError,
+    InsufficientStorage,
     ObjectNotFound,
     StorageAccessDenied,
     StorageInvalid,
@@ -747,7 +748,7 @@ async def test_put_refuses_an_announced_size_that_cannot_fit(storage: LocalStora
     vfs = os.statvfs(storage.tmp_dir)
     too_big = vfs.f_blocks * vfs.f_frsize * 2
 
-    with pytest.raises(StorageUnavailable, match="ENOSPC"):
+    with pytest.raises(InsufficientStorage, match="bytes free"):  # 507, not a health failure
         await storage.put("k", chunked(b"x", 1), size=too_big)
     assert_nothing_left(storage)
 

@@ -34,6 +34,12 @@ class LocalStorageConfig(pydantic.BaseModel):
         le=64 * MIB,
         description="Bytes per disk write and per read chunk; memory per upload is ~3x this.",
     )
+    min_free_bytes: int = Field(
+        default=1024 * MIB,
+        ge=0,
+        description="Free space kept on the filesystem: a streamed upload or session part that "
+        "would leave less is refused (507 insufficient_storage) before the write that would.",
+    )
     fsync: bool = Field(
         default=True,
         description="fsync each object and its directory before put() returns (durability).",

@@ -475,6 +475,13 @@ def remove_stale_temp(tmp_dir: Path, older_than_s: float, now: float) -> int:
     return removed
 
 
+def free_bytes(directory: Path) -> int:
+    """Bytes an unprivileged writer may still use on ``directory``'s filesystem."""
+    with os_errors("", reading=False):
+        vfs = os.statvfs(directory)
+    return vfs.f_bavail * vfs.f_frsize
+
+
 def make_dirs(*directories: Path) -> None:
     with os_errors("", reading=False):
         for directory in directories:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
-from aecflow.errors import StorageInvalid, StorageUnavailable
+from aecflow.errors import InsufficientStorage, StorageInvalid, StorageUnavailable
 from aecflow.storage import AssembledObject, ObjectInfo, PartInfo, Storage, StoredObject
 from aecflow_storage_local import fileio, signing
 from aecflow_storage_local.config import LocalStorageConfig
@@ -101,6 +101,8 @@ class LocalStorage(Storage):
         """
         writer = self._writer(key)
         try:
+            if size:
+                await self._run(self._check_reserve, size)
             await self._run(writer.open, size)
             await self._stream(writer, chunks)
             written, sha256 = await self._run(writer.commit)
@@ -136,7 +138,7 @@ class LocalStorage(Storage):
             nonlocal pending
             if pending is not None:
                 await asyncio.wrap_future(pending)
-            pending = self._submit(writer.write, block)
+            pending = self._submit(self._write_within_reserve, writer, block)
 
         async for chunk in chunks:
             if not chunk:
@@ -156,6 +158,23 @@ class LocalStorage(Storage):
             await submit(buffer)
         if pending is not None:
             await asyncio.wrap_future(pending)
+
+    def _check_reserve(self, incoming: int) -> None:
+        """Refuse ``incoming`` more bytes if they would leave less than ``min_free_bytes``."""
+        reserve = self.config.min_free_bytes
+        free = fileio.free_bytes(self.root)
+        if free - incoming < reserve:
+            raise InsufficientStorage(
+                f"local storage keeps {reserve} bytes free; {free} are free, so {incoming} "
+                "more bytes are refused"
+            )
+
+    def _write_within_reserve(
+        self, writer: fileio.AtomicWriter | fileio.PartWriter, block: bytes | bytearray
+    ) -> None:
+        """One block, in a worker thread, after the free-space check (a cheap statvfs)."""
+        self._check_reserve(len(block))
+        writer.write(block)
 
     async def _abort(self, writer: fileio.AtomicWriter) -> None:
         """Remove what a failed put wrote, even when we are being cancelled.
