@@ -390,3 +390,37 @@ def test_an_explicit_info_level_leaves_out_the_migration_chatter(tmp_path: Path)
     assert "alembic" not in quiet.stderr and "Context impl" not in quiet.stderr
     chatty = aecflow(tmp_path, "--log-level", "DEBUG", "files", "list", "-p", "demo")
     assert "alembic" in chatty.stderr
+
+
+def test_config_is_accepted_after_the_command(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text("[processing]\ntimeout_s = 'soon'\n")
+    for args in (
+        ["files", "list", "-p", "demo", "--config", "bad.toml"],
+        ["files", "list", "-c", "bad.toml", "-p", "demo"],
+        ["serve", "--config=bad.toml"],
+    ):
+        result = aecflow(tmp_path, *args)
+        assert result.returncode == 78, (args, result.stderr)
+        assert "processing.timeout_s" in result.stderr
+
+
+def test_tokens_revoke_by_unique_name(tmp_path: Path) -> None:
+    def create(name: str) -> None:
+        result = aecflow(
+            tmp_path, "tokens", "create", "--name", name, "--role", "admin", "--all-projects"
+        )
+        assert result.returncode == 0, result.stderr
+
+    create("ci")
+    create("twin")
+    create("twin")
+    revoked = aecflow(tmp_path, "tokens", "revoke", "ci", "--json")
+    assert revoked.returncode == 0, revoked.stderr
+    assert json.loads(revoked.stdout)["revoked_at"]
+    ambiguous = aecflow(tmp_path, "tokens", "revoke", "twin")
+    assert ambiguous.returncode == 4 and "revoke one by its id" in ambiguous.stderr
+    unknown = aecflow(tmp_path, "tokens", "revoke", "nobody")
+    assert unknown.returncode == 3 and "nobody" in unknown.stderr
+    listed = json.loads(aecflow(tmp_path, "tokens", "list", "--json").stdout)["items"]
+    assert {i["name"]: bool(i["revoked_at"]) for i in listed if i["name"] == "ci"} == {"ci": True}
+    assert not any(i["revoked_at"] for i in listed if i["name"] == "twin")

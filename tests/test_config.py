@@ -108,3 +108,12 @@ def test_secret_references(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_settings_model_round_trips() -> None:
     assert Settings.model_validate(Settings().model_dump()).database_url().startswith("sqlite")
+
+
+def test_aecflow_toml_in_the_working_directory_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "aecflow.toml").write_text("[processing]\ntimeout_s = 'soon'\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"processing\.timeout_s"):
+        load_settings(environ={})

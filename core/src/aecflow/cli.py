@@ -104,12 +104,40 @@ def _print_record_data(data: dict[str, Any], as_json: bool) -> None:
         click.echo(line)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def hoist_config(args: list[str]) -> list[str]:
+    """Move ``--config FILE`` / ``-c FILE`` found after the command name to the front, so
+    ``aecflow serve --config FILE`` works like ``aecflow --config FILE serve`` for every
+    command (none of them has a ``-c`` or ``--config`` of its own); ``--`` ends the search."""
+    front: list[str] = []
+    rest: list[str] = []
+    values = iter(args)
+    for arg in values:
+        if arg == "--":
+            rest.append(arg)
+            rest.extend(values)
+        elif arg in ("--config", "-c"):
+            front.extend([arg, *[v for v in [next(values, None)] if v is not None]])
+        elif arg.startswith("--config="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+    return [*front, *rest]
+
+
+class _Cli(click.Group):
+    """The ``aecflow`` group: accepts ``--config`` before or after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_config(args))
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "-c",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Settings file (default: $AECFLOW_CONFIG, else the embedded defaults).",
+    help="Settings file, before or after the command "
+    "(default: $AECFLOW_CONFIG, else the embedded defaults).",
 )
 @click.option(
     "--log-level",
@@ -602,13 +630,29 @@ async def tokens_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @tokens_group.command("revoke")
-@click.argument("token_id")
+@click.argument("token")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @run_async
-async def tokens_revoke(ctx: click.Context, token_id: str, as_json: bool) -> None:
-    """Revoke a token at once."""
+async def tokens_revoke(ctx: click.Context, token: str, as_json: bool) -> None:
+    """Revoke a token at once, named by its id or by its name when that is unique
+    (exit 3 when nothing matches, 4 when several tokens share the name)."""
+    from aecflow.errors import Conflict
+
     async with _open_flow(_quiet_settings(ctx)) as flow:
+        infos = await flow.list_tokens()
+        token_id = token
+        if not any(info.id == token for info in infos):
+            named = [info for info in infos if info.name == token]
+            if not named:
+                raise NotFound(f"no token has the id or name {token!r}", code="token_not_found")
+            if len(named) > 1:
+                ids = ", ".join(info.id for info in named)
+                raise Conflict(
+                    f"{len(named)} tokens are named {token!r} ({ids}): revoke one by its id",
+                    code="token_name_ambiguous",
+                )
+            token_id = named[0].id
         info = await flow.revoke_token(token_id)
     if as_json:
         _print_json(info.as_dict())

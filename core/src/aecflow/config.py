@@ -13,6 +13,7 @@ into a copy that only the plugin's factory sees; listings show the settings as w
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -223,11 +224,15 @@ class Settings(_Section):
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Read settings from ``path`` (or ``AECFLOW_CONFIG``) and the environment."""
+    """Read settings from ``path`` (or ``AECFLOW_CONFIG``, else ``./aecflow.toml`` when it
+    exists, so a file next to the user is never silently ignored) and the environment."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
     source = path or env.get(f"{ENV_PREFIX}CONFIG")
+    if not source and Path("aecflow.toml").is_file():
+        source = Path("aecflow.toml").resolve()
     if source:
+        logging.getLogger("aecflow.config").info("settings loaded from %s", source)
         try:
             raw = tomllib.loads(Path(source).read_text(encoding="utf-8"))
         except FileNotFoundError:
