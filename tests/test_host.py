@@ -234,6 +234,14 @@ BAD_REQUESTS = [
         id="absolute filename header",
     ),
     pytest.param("", {}, b"data", 400, "invalid_filename", id="no filename"),
+    pytest.param(
+        "",
+        {"Content-Disposition": b'attachment; filename="caf\xe9.ifc"'},  # 0xE9: not UTF-8
+        b"data",
+        400,
+        "invalid_filename",
+        id="filename not utf-8",
+    ),
     pytest.param("?filename=big.bin", {}, b"x" * 4096, 413, "too_large", id="over the limit"),
     pytest.param(
         "?filename=a.bin",
@@ -268,6 +276,25 @@ async def test_bad_uploads_get_the_documented_error_and_leave_nothing(
         assert "x-request-id" in response.headers
         assert await file_rows(app.state.flow) == 0
     assert leftovers(tmp_path) == []
+
+
+async def test_a_lone_extended_filename_names_the_upload(tmp_path: Path, database_url: str) -> None:
+    """RFC 6266: ``filename*`` alone names the file, and wins over ``filename``."""
+    async with (
+        live_host(host_settings(tmp_path, database_url), plugins=PLUGINS) as (url, _),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        for disposition in (
+            "attachment; filename*=UTF-8''caf%C3%A9.ifc",
+            "attachment; filename=\"cafe.ifc\"; filename*=UTF-8''caf%C3%A9.ifc",
+        ):
+            response = await client.post(
+                "/v1/projects/p1/files",
+                content=b"data",
+                headers={"Content-Disposition": disposition},
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["filename"] == "café.ifc"
 
 
 async def test_streamed_over_limit_body_without_length_is_cut_off(

@@ -13,6 +13,7 @@ import base64
 import binascii
 import collections
 import logging
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 
@@ -77,12 +78,18 @@ class UploadSlots:
                 del self.by_holder[holder]
 
 
+_EXTENDED_FILENAME = re.compile(r"(?:^|;)\s*filename\*\s*=\s*([^;]+)", re.IGNORECASE)
+
+
 def header_filename(value: str | None) -> str | None:
     """The filename of a ``Content-Disposition`` header (RFC 6266, ``filename*`` first)."""
     if not value:
         return None
     _, params = parse_options_header(value)
-    extended = params.get(b"filename*")
+    # python-multipart drops a lone ``filename*=UTF-8''...`` (it reads the '' as a quoted
+    # string), so the extended parameter is found here; RFC 6266 says it wins.
+    found = _EXTENDED_FILENAME.search(value)
+    extended = found.group(1).strip().encode("latin-1") if found else params.get(b"filename*")
     if extended:
         charset, _, rest = extended.decode("latin-1").partition("'")
         _, _, encoded = rest.partition("'")
@@ -93,7 +100,15 @@ def header_filename(value: str | None) -> str | None:
                 "Content-Disposition filename* is not decodable", code="invalid_filename"
             ) from None
     plain = params.get(b"filename")
-    return plain.decode("utf-8", "replace") if plain else None
+    if not plain:
+        return None
+    try:
+        return plain.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "Content-Disposition filename is not UTF-8; send filename*=UTF-8''<percent-encoded>",
+            code="invalid_filename",
+        ) from None
 
 
 def expected_sha256(request: Request) -> str | None:
