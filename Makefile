@@ -23,8 +23,10 @@ $(VENV)/.synced: pyproject.toml uv.lock core/pyproject.toml $(wildcard plugins/*
 
 setup: $(VENV)/.synced ## Create .venv with the core, the plugins and the dev tools.
 
-run: setup ## Run the HTTP host on the embedded defaults (SQLite + local disk in ./aecflow-data).
-	$(VENV)/bin/aecflow serve
+CONFIG ?=
+
+run: setup ## Run the HTTP host: ./aecflow.toml when present, CONFIG=FILE to name one, else the embedded defaults.
+	$(VENV)/bin/aecflow $(if $(CONFIG),--config "$(CONFIG)") serve
 
 test: setup ## The whole test suite (PostgreSQL tests skip loudly without a server).
 	$(VENV)/bin/ruff check .
