@@ -160,6 +160,15 @@ class Buggy(Processor):
         return ProcessingResult({"ratio": 1 / 0})
 
 
+class Upper(Processor):
+    """No ``__init__`` at all: registered without ``config=``, it is built with no argument."""
+
+    suffixes = (".up",)
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        return ProcessingResult({"upper": path.read_text(encoding="utf-8").upper()})
+
+
 class QuotesItsInput(Processor):
     """Refuses with a message as long as a huge FILE_SCHEMA name in the input."""
 

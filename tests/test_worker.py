@@ -12,14 +12,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import aecflow
 from aecflow.db.schema import files, jobs, outbox
+from aecflow.errors import PluginError
 from aecflow.flow import Flow
 from aecflow.isolation import RunReport
 from aecflow.processing import Outcome
+from aecflow.registry import ProcessorRegistry
 from aecflow.streams import aiter_bytes
 from aecflow.worker import LostLease, Worker
 
-from . import engine_plugin
+from . import engine_plugin, isolation_processors
 from .conftest import make_settings
 
 PLUGINS = [("engine_plugin", engine_plugin)]
@@ -185,6 +188,35 @@ async def test_embedded_worker_runs_inside_the_flow(tmp_path: Path, database_url
         done = await flow.wait_until_settled(record.id, timeout_s=30)
     assert done.status == "processed"
     assert done.processing["result"]["lines"] == 3
+
+
+class UpperPlugin:
+    """A plugin object of an embedding application, registering a processor without config."""
+
+    @staticmethod
+    @aecflow.hookimpl
+    def register_processors(registry) -> None:
+        registry.add("upper", isolation_processors.Upper)
+
+
+async def test_a_processor_without_config_is_built_without_one(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings = make_settings(
+        tmp_path, database_url, worker={"embedded": True, "poll_interval_s": 0.1}, notifiers=[]
+    )
+    async with Flow.open(settings, plugins=[("upper", UpperPlugin)]) as flow:
+        record = await flow.ingest("p1", "a.up", aiter_bytes(b"shout"))
+        done = await flow.wait_until_settled(record.id, timeout_s=30)
+    assert (done.status, done.processing["processor"]) == ("processed", "upper")
+    assert done.processing["result"] == {"upper": "SHOUT"}
+
+
+def test_a_declared_config_needs_a_factory_that_takes_it() -> None:
+    registry = ProcessorRegistry()
+    registry.current_plugin = "mine"
+    with pytest.raises(PluginError, match=r"config=NoConfig.*takes no argument"):
+        registry.add("upper", isolation_processors.Upper, config=isolation_processors.NoConfig)
 
 
 async def test_concurrency_is_bounded_by_memory(tmp_path: Path, database_url: str) -> None:

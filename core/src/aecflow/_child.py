@@ -87,6 +87,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     # Imported here, after the limits, like everything else the processor needs. (Running with
     # -m has already imported the aecflow package itself, so its __init__ must stay light.)
     from aecflow.processing import InvalidInput, ProcessingContext, ProcessingResult
+    from aecflow.registry import instantiate
 
     try:
         config_model = import_path(job["config_model"])
@@ -95,7 +96,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         config = pickle.loads(job["config"])
         if not isinstance(config, config_model):
             raise TypeError(f"config is a {type(config).__name__}, not {job['config_model']}")
-        processor = import_path(job["factory"])(config)
+        processor = instantiate(import_path(job["factory"]), config)
         result = processor.process(Path(job["path"]), ProcessingContext(**job["context"]))
     except InvalidInput as exc:
         report = {"outcome": "invalid_input", "error": str(exc)}

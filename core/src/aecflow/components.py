@@ -15,7 +15,7 @@ from aecflow.config import ProcessorSettings, Settings, resolve_secrets, validat
 from aecflow.errors import ConfigError
 from aecflow.notify import Notifier
 from aecflow.processing import Processor
-from aecflow.registry import Registration, Registry
+from aecflow.registry import Registration, Registry, instantiate
 from aecflow.storage import Storage
 
 
@@ -42,7 +42,7 @@ def _build(
     where = f"{section} {registry.kind} {name!r} (plugin {registration.plugin!r})"
     config = validate(registration.config, resolve_secrets(options, where), where=where)
     try:
-        instance = registration.factory(config)
+        instance = instantiate(registration.factory, config)
     except ConfigError:
         raise
     except Exception as exc:

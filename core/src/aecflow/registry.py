@@ -6,6 +6,7 @@ plugin registered what, so a duplicate name is reported with both plugins' names
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -26,6 +27,26 @@ class EmptyConfig(pydantic.BaseModel):
     """The config model for backends that take no settings: unknown keys are an error."""
 
     model_config = pydantic.ConfigDict(extra="forbid")
+
+
+def _accepts(factory: Callable[..., Any], count: int) -> bool | None:
+    """Whether ``factory`` can be called with ``count`` positional arguments (``None``: its
+    signature cannot be read, as for some builtins; then it is called the usual way)."""
+    try:
+        inspect.signature(factory).bind(*([None] * count))
+    except TypeError:
+        return False
+    except ValueError:
+        return None
+    return True
+
+
+def instantiate(factory: Callable[..., T], config: pydantic.BaseModel) -> T:
+    """Build a backend: ``factory(config)``, or ``factory()`` when no config model was
+    declared and the factory takes no argument (a plain ``class Upper(Processor)``)."""
+    if isinstance(config, EmptyConfig) and _accepts(factory, 1) is False:
+        return factory()
+    return factory(config)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +85,12 @@ class Registry(Generic[T]):
             raise PluginError(
                 f"plugin {self.current_plugin!r} registered {self.kind} {name!r} with a config "
                 "that is not a pydantic model"
+            )
+        if config is not EmptyConfig and _accepts(factory, 1) is False:
+            raise PluginError(
+                f"plugin {self.current_plugin!r} registered {self.kind} {name!r} with "
+                f"config={config.__name__}, but its factory {factory!r} takes no argument: "
+                "give it an __init__(self, config) or register it without config="
             )
         if existing := self._entries.get(name):
             raise PluginError(
