@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 import aecflow
 from aecflow.db.schema import files, jobs, outbox
-from aecflow.errors import PluginError
+from aecflow.errors import ConfigError, PluginError
 from aecflow.flow import Flow
 from aecflow.isolation import RunReport
 from aecflow.processing import Outcome
@@ -210,6 +210,25 @@ async def test_a_processor_without_config_is_built_without_one(
         done = await flow.wait_until_settled(record.id, timeout_s=30)
     assert (done.status, done.processing["processor"]) == ("processed", "upper")
     assert done.processing["result"] == {"upper": "SHOUT"}
+
+
+async def test_a_processor_the_child_cannot_import_is_refused_at_open(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A class defined in the embedding script (``__main__``) cannot be rebuilt in the child:
+    refused when the flow opens, instead of a job reclaimed forever."""
+    stranded = type("Stranded", (isolation_processors.Upper,), {"__module__": "__main__"})
+
+    class Plugin:
+        @staticmethod
+        @aecflow.hookimpl
+        def register_processors(registry) -> None:
+            registry.add("stranded", stranded)
+
+    settings = make_settings(tmp_path, database_url, notifiers=[])
+    with pytest.raises(ConfigError, match=r"processors\.stranded.*cannot be imported by name"):
+        async with Flow.open(settings, plugins=[("stranded", Plugin)]):
+            pass
 
 
 def test_a_declared_config_needs_a_factory_that_takes_it() -> None:

@@ -13,6 +13,7 @@ import pydantic
 
 from aecflow.config import ProcessorSettings, Settings, resolve_secrets, validate
 from aecflow.errors import ConfigError
+from aecflow.isolation import ProcessorSpec
 from aecflow.notify import Notifier
 from aecflow.processing import Processor
 from aecflow.registry import Registration, Registry, instantiate
@@ -76,6 +77,10 @@ def build_processors(
         registration, (config, processor) = _build(
             registry, name, table.options(), f"[processing.processors.{name}]"
         )
+        try:  # refuse now what the worker could never rebuild in its child (a __main__ class)
+            ProcessorSpec.from_registration(registration, config)
+        except ValueError as exc:
+            raise ConfigError(f"[processing.processors.{name}]: {exc}") from None
         processor.name = name
         bindings[name] = ProcessorBinding(registration, config, processor, table)
     return bindings
