@@ -98,6 +98,11 @@ async def test_the_whole_journey(tmp_path: Path, database_url: str) -> None:
         assert "signature=" in str(download.url)
         assert download.content == data
         assert "model.ok" in download.headers["content-disposition"]
+        signed_path = download.url.path
+        for odd in ("\u00b2", "9" * 5000, ""):
+            forged = await client.get(signed_path, params={"expires": odd, "signature": "0" * 64})
+            assert forged.status_code == 403, (odd[:8], forged.text)
+            assert forged.json()["error"]["code"] == "invalid_signature"
         ranged = await client.get(
             f"/v1/files/{record['id']}/content", headers={"Range": "bytes=0-9"}
         )

@@ -27,9 +27,10 @@ def signed_url_route(flow: Flow) -> BaseRoute:
         storage = flow.storage
         params = request.query_params
         key = request.path_params["key"]
-        expires = params.get("expires", "")
-        if not expires.isdigit() or not storage.verify_download(
-            key, int(expires), params.get("filename"), params.get("signature", "")
+        # The raw value: verify_download refuses what is not a plain ASCII number (``²``,
+        # thousands of digits) instead of int() raising a 500 here.
+        if not storage.verify_download(
+            key, params.get("expires", ""), params.get("filename"), params.get("signature", "")
         ):
             return error_response(
                 403, "invalid_signature", "the download link is invalid or has expired"

@@ -414,8 +414,8 @@ class LocalStorage(Storage):
         except StorageInvalid:
             return False
         if isinstance(expires, str):
-            if not (expires.isascii() and expires.isdigit()):
-                return False
+            if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
+                return False  # 12 digits reach the year 33658: longer is no Unix time
             expires = int(expires)
         if isinstance(expires, bool) or not isinstance(expires, int):
             return False
