@@ -152,6 +152,10 @@ async def test_wrong_part_sizes_and_checksums_are_refused(
         out_of_range = await send(client, session, 4, b"x")
         assert out_of_range.status_code == 400
         assert out_of_range.json()["error"]["code"] == "invalid_part_number"
+        for odd in ("9" * 5000, "\u0661", "-1"):  # thousands of digits, Arabic-Indic one
+            response = await client.put(f"/v1/uploads/{session['id']}/parts/{odd}", content=b"x")
+            assert response.status_code == 400, (odd[:8], response.text)
+            assert response.json()["error"]["code"] == "invalid_part_number"
         progress = (await client.get(f"/v1/uploads/{session['id']}")).json()
         assert progress["parts_received"] == 0
 

@@ -69,7 +69,7 @@ ROUTES = [
         methods=["GET", "DELETE"],
     ),
     Route(
-        "/v1/uploads/{upload_id}/parts/{number:int}",
+        "/v1/uploads/{upload_id}/parts/{number}",
         authenticated(sessions.put_part),
         methods=["PUT"],
     ),

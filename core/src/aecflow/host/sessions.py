@@ -130,8 +130,17 @@ async def complete_session(request: Request) -> Response:
     )
 
 
+def _part_number(raw: str) -> int:
+    """The path's part number; Starlette's ``int`` convertor raises a 500 past 4,300 digits."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
+        raise InvalidInput(
+            f"part number {raw[:20]!r} is not a number from 1 to 10000", code="invalid_part_number"
+        )
+    return int(raw)
+
+
 async def put_part(request: Request) -> Response:
-    number = request.path_params["number"]
+    number = _part_number(request.path_params["number"])
     await _sessions(request).admit_part(request.path_params["upload_id"])
 
     async def receive() -> Response:
