@@ -371,6 +371,22 @@ async def test_bad_session_requests(tmp_path: Path, body: dict, status: int, cod
         assert unknown.json()["error"]["code"] == "upload_not_found"
 
 
+async def test_a_deeply_nested_session_body_is_refused(tmp_path: Path) -> None:
+    settings = host_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, _),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        deep = b"[" * 100_000 + b"]" * 100_000  # 200 KB, under the body limit
+        response = await client.post(
+            "/v1/projects/tower-a/uploads",
+            content=deep,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == "invalid_json"
+
+
 async def test_open_sessions_are_found_by_the_files_identity(
     tmp_path: Path, database_url: str
 ) -> None:

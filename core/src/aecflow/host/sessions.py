@@ -41,6 +41,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:  # [[[[... 100,000 deep fits in MAX_JSON_BODY
+        raise InvalidInput("the request body is nested too deeply", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object", code="invalid_json")
     return data
