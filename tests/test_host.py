@@ -249,6 +249,14 @@ BAD_REQUESTS = [
     ),
     pytest.param("?filename=big.bin", {}, b"x" * 4096, 413, "too_large", id="over the limit"),
     pytest.param(
+        "",
+        {"Content-Type": "multipart/form-data; boundary=" + "b" * 300},
+        b"--" + b"b" * 300 + b"\r\n",
+        400,
+        "invalid_multipart",
+        id="boundary longer than 70",
+    ),
+    pytest.param(
         "?filename=a.bin",
         {"Content-Type": "multipart/form-data; boundary=xyz"},
         b'--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\nb\r\n--xyz--\r\n',

@@ -194,8 +194,11 @@ async def _receive(request: Request, flow, project: str) -> Response:
     sha256 = expected_sha256(request)
     if media_type == b"multipart/form-data":
         boundary = params.get(b"boundary")
-        if not boundary:
-            raise InvalidInput("multipart/form-data needs a boundary", code="invalid_multipart")
+        if not boundary or len(boundary) > 70:  # RFC 2046: 1 to 70 characters
+            raise InvalidInput(
+                "multipart/form-data needs a boundary of 1 to 70 characters",
+                code="invalid_multipart",
+            )
         form = MultipartFile(aiter(request.stream()), boundary)
         await form.start()
         filename = request.query_params.get("filename") or form.filename
