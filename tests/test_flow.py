@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import hashlib
 import os
@@ -252,3 +253,16 @@ async def test_an_embedder_without_a_host_gets_a_file_uri_it_can_read(flow: Flow
     await flow.delete(record.id)
     with pytest.raises(NotFound):
         await flow.download_url(record.id)
+
+
+async def test_a_cursor_that_decodes_to_nul_bytes_is_invalid(flow: Flow) -> None:
+    """PostgreSQL refuses NUL in text: such a cursor was a 500 on files, audit, dead letters."""
+    nul = base64.urlsafe_b64encode(b"\0" * 36).decode()
+    for call in (
+        lambda: flow.list(FileQuery(project="p1", cursor=nul)),
+        lambda: flow.audit.search(cursor=nul),
+        lambda: flow.dead_letters(cursor=nul),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            await call()
+        assert refused.value.code == "invalid_cursor"

@@ -67,9 +67,13 @@ def decode_cursor(cursor: str) -> str:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input
         text = ""
-    if len(text) != 36:
+    # Every id is a UUID string: anything else (NUL bytes break PostgreSQL) is no cursor.
+    if len(text) != 36 or not set(text) <= _ID_CHARS:
         raise InvalidInput("invalid cursor", code="invalid_cursor")
     return text
+
+
+_ID_CHARS = frozenset("0123456789abcdefABCDEF-")
 
 
 async def get(conn: AsyncConnection, file_id: str) -> FileRecord | None:
