@@ -250,6 +250,15 @@ BAD_REQUESTS = [
     pytest.param("?filename=big.bin", {}, b"x" * 4096, 413, "too_large", id="over the limit"),
     pytest.param(
         "",
+        {"Content-Type": "multipart/form-data; boundary=xyz"},
+        b'--xyz\r\nContent-Disposition: form-data; name="f"; filename="caf\xe9.ifc"\r\n\r\n'
+        b"data\r\n--xyz--\r\n",
+        400,
+        "invalid_filename",
+        id="form filename not utf-8",
+    ),
+    pytest.param(
+        "",
         {"Content-Type": "multipart/form-data; boundary=" + "b" * 300},
         b"--" + b"b" * 300 + b"\r\n",
         400,

@@ -60,7 +60,12 @@ class MultipartFile:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = params.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in params and self.filename is None:
-            self.filename = params[b"filename"].decode("utf-8", "replace")
+            try:
+                self.filename = params[b"filename"].decode("utf-8")
+            except UnicodeDecodeError:  # stored as U+FFFD it would name no file the user has
+                raise InvalidInput(
+                    "the file part's filename is not UTF-8", code="invalid_filename"
+                ) from None
             ctype = self._headers.get(b"content-type")
             self.content_type = ctype.decode("latin-1") if ctype else None
             self._part = "file"
