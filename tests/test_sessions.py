@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from aecflow.db.schema import audit_log, files, upload_parts, uploads
+from aecflow.errors import InvalidInput
+from aecflow.streams import aiter_bytes
 
 from . import engine_plugin
 from .conftest import inserts_refused
@@ -369,6 +372,36 @@ async def test_bad_session_requests(tmp_path: Path, body: dict, status: int, cod
         unknown = await client.get("/v1/uploads/0190a5a8-0000-7000-8000-000000000000")
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "upload_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"filename": "a\udc00.ok", "size": 10}, "invalid_filename"),
+        ({"filename": "a.ok", "size": 10, "metadata": {"k": "\udc00"}}, "invalid_metadata"),
+    ],
+)
+async def test_a_lone_surrogate_is_refused_and_stores_nothing(
+    tmp_path: Path, database_url: str, body: dict, code: str
+) -> None:
+    """JSON may escape a lone surrogate; stored, it made every listing of the project a 500."""
+    async with (
+        live_host(host_settings(tmp_path, database_url), plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as \\udc00
+        response = await client.post(
+            "/v1/projects/tower-a/uploads",
+            content=raw,
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == code
+        assert (await client.get("/v1/projects/tower-a/uploads")).status_code == 200
+        async with app.state.flow.engine.connect() as conn:
+            assert await conn.scalar(sa.select(sa.func.count()).select_from(uploads)) == 0
+        with pytest.raises(InvalidInput):
+            await app.state.flow.ingest("tower-a", "b\udc00.ok", aiter_bytes(b"x"))
 
 
 async def test_a_deeply_nested_session_body_is_refused(tmp_path: Path) -> None:

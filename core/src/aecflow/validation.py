@@ -33,7 +33,9 @@ def project_name(value: Any) -> str:
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+    """Control, format and separator characters, and lone surrogates ("Cs": "\\udc00" from a
+    JSON escape or a non-UTF-8 name on disk), which no database or response can encode."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
 
 
 def filename(value: Any) -> str:
