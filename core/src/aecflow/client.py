@@ -34,6 +34,7 @@ from typing import Any, Self
 import httpx
 import stamina
 
+from aecflow import validation
 from aecflow._parts import (
     Digests,
     MiB,
@@ -251,10 +252,11 @@ class AsyncClient:
         instead of starting over.
         """
         path = Path(path)
-        name = filename or path.name
+        # refused here as the server would: a name from undecodable bytes cannot even be sent
+        name = validation.filename(filename or path.name)
+        meta = validation.metadata(metadata)
         size = (await asyncio.to_thread(path.stat)).st_size
         report = _Reporter(progress, name, size)
-        meta = dict(metadata or {})
         if size < self.stream_threshold or size == 0:
             record = await self._stream(path, project, name, meta, content_type, report)
         else:

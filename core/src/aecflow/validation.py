@@ -36,10 +36,41 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 
+def has_surrogate(text: str) -> bool:
+    """A lone surrogate (``"\\udc00"``: JSON escapes, undecodable file names) is no character:
+    it cannot be encoded as UTF-8, so no database, header or JSON response could carry it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` (JSON data) with lone surrogates made U+FFFD: rows an older version stored
+    before they were refused can still be listed, shown, deleted and sent as JSON."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if has_surrogate(value) else value
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(item) for item in value]
+    return value
+
+
 def filename(value: Any) -> str:
     """Return the NFC-normalised filename or raise ``InvalidInput`` saying what is wrong."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("a filename is required", code="invalid_filename")
+    if has_surrogate(value):
+        raise InvalidInput(
+            f"filename {_show(value)} is not valid Unicode (a lone surrogate, as from undecodable "
+            "bytes); send it as UTF-8",
+            code="invalid_filename",
+        )
     name = unicodedata.normalize("NFC", value)
     problem = None
     if _has_control(name):
@@ -78,6 +109,11 @@ def metadata(value: Any) -> dict[str, str]:
         if not isinstance(item, str):
             raise InvalidInput(
                 f"metadata value for {key!r} must be a string, not {type(item).__name__}",
+                code="invalid_metadata",
+            )
+        if has_surrogate(item):
+            raise InvalidInput(
+                f"metadata value for {key!r} is not valid Unicode (a lone surrogate)",
                 code="invalid_metadata",
             )
         if len(item) > MAX_METADATA_VALUE or _has_control(item):

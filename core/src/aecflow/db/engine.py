@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from aecflow.validation import without_surrogates
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 #: Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
@@ -23,10 +26,20 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": 30}, json_deserializer=_load_json
+        )
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
+
+
+def _load_json(text: str) -> Any:
+    """SQLite keeps JSON as text, where an older version could store ``"\\udc00"`` escapes
+    (PostgreSQL's JSONB refuses them); decoded as is, they make every response that shows the
+    row fail. They are read as U+FFFD instead."""
+    value = json.loads(text)
+    return without_surrogates(value) if "\\ud" in text.lower() else value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

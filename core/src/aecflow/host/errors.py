@@ -22,6 +22,8 @@ log = logging.getLogger("aecflow.host")
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
+    # a message may quote what the client sent, lone surrogates too: escaped, it still encodes
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
 
 

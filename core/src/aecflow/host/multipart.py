@@ -60,7 +60,8 @@ class MultipartFile:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         name = params.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in params and self.filename is None:
-            self.filename = params[b"filename"].decode("utf-8", "replace")
+            raw = params[b"filename"]
+            self.filename = utf8(raw, "the file part's filename", "invalid_filename")
             ctype = self._headers.get(b"content-type")
             self.content_type = ctype.decode("latin-1") if ctype else None
             self._part = "file"
@@ -84,7 +85,11 @@ class MultipartFile:
         if self._part == "file":
             self._events.append(("end", b""))
         elif self._part and self._part.startswith("field:"):
-            self.fields[self._part[6:]] = self._field.decode("utf-8", "replace")
+            name = self._part[6:]
+            if name.startswith("meta."):  # the only fields that are kept
+                self.fields[name] = utf8(self._field, f"form field {name!r}", "invalid_metadata")
+            else:
+                self.fields[name] = self._field.decode("utf-8", "replace")
         self._part = None
 
     async def _pump(self) -> bool:
@@ -126,3 +131,11 @@ class MultipartFile:
                 raise InvalidInput(
                     "the multipart body ended inside the file part", code="invalid_multipart"
                 )
+
+
+def utf8(raw: bytes, what: str, code: str) -> str:
+    """Names and metadata in bytes that are not UTF-8 are refused, not kept as U+FFFD."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what} is not UTF-8", code=code) from None

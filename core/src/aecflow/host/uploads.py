@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import urllib.parse
 from collections.abc import Awaitable, Callable
 
@@ -22,11 +23,12 @@ from starlette.responses import JSONResponse, Response
 from aecflow import validation
 from aecflow.errors import InvalidInput, TooLarge
 from aecflow.host.errors import error_response
-from aecflow.host.multipart import MultipartFile
+from aecflow.host.multipart import MultipartFile, utf8
 
 log = logging.getLogger("aecflow.host")
 META_HEADER = "x-aecflow-meta-"
 NOT_A_FILE_TYPE = frozenset({b"", b"application/x-www-form-urlencoded"})
+_FILENAME_STAR = re.compile(r";\s*filename\*\s*=\s*([^;]*)", re.IGNORECASE)
 
 
 class UploadSlots:
@@ -47,13 +49,17 @@ class UploadSlots:
 
 
 def header_filename(value: str | None) -> str | None:
-    """The filename of a ``Content-Disposition`` header (RFC 6266, ``filename*`` first)."""
+    """The filename of a ``Content-Disposition`` header (RFC 6266: ``filename*`` wins).
+
+    python-multipart drops extended (``key*=``) parameters, which RFC 7578 forbids in form
+    parts but RFC 6266 defines for this header, so ``filename*`` is found here. Bytes that are
+    not UTF-8 are refused rather than stored as U+FFFD.
+    """
     if not value:
         return None
-    _, params = parse_options_header(value)
-    extended = params.get(b"filename*")
+    extended = _FILENAME_STAR.search(value)
     if extended:
-        charset, _, rest = extended.decode("latin-1").partition("'")
+        charset, _, rest = extended.group(1).strip().strip('"').partition("'")
         _, _, encoded = rest.partition("'")
         try:
             return urllib.parse.unquote(encoded, encoding=charset or "utf-8", errors="strict")
@@ -61,8 +67,9 @@ def header_filename(value: str | None) -> str | None:
             raise InvalidInput(
                 "Content-Disposition filename* is not decodable", code="invalid_filename"
             ) from None
+    _, params = parse_options_header(value)
     plain = params.get(b"filename")
-    return plain.decode("utf-8", "replace") if plain else None
+    return utf8(plain, "Content-Disposition filename", "invalid_filename") if plain else None
 
 
 def expected_sha256(request: Request) -> str | None:
@@ -90,7 +97,12 @@ def request_metadata(request: Request, fields: dict[str, str] | None = None) -> 
             meta[name[5:]] = value
     for name, value in request.headers.items():
         if name.startswith(META_HEADER):
-            meta[name[len(META_HEADER) :]] = urllib.parse.unquote(value)
+            try:
+                meta[name[len(META_HEADER) :]] = urllib.parse.unquote(value, errors="strict")
+            except UnicodeDecodeError:
+                raise InvalidInput(
+                    f"header {name} is not percent-encoded UTF-8", code="invalid_metadata"
+                ) from None
     return meta
 
 

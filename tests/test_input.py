@@ -1,0 +1,214 @@
+"""Odd input on every entry point: refused with a 4xx JSON error, never a 500 or a stored row
+that later breaks reads. Over real HTTP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from aecflow.client import AsyncClient
+from aecflow.db.schema import uploads
+from aecflow.errors import InvalidInput
+from aecflow.flow import Flow
+
+from .live import live_host
+from .test_cli import aecflow
+from .test_host import PLUGINS, file_rows, host_settings, leftovers
+
+#: What a JSON body carries for a lone surrogate; ``json.loads`` turns it into ``"\udc00"``.
+SURROGATE_JSON = "\\udc00"
+
+
+def settings_for(tmp_path: Path, database_url: str, **overrides: object):
+    return host_settings(tmp_path, database_url, worker={"embedded": False}, **overrides)
+
+
+async def one_chunk():
+    yield b"data"
+
+
+async def session_rows(flow: Flow) -> int:
+    async with flow.engine.connect() as conn:
+        return await conn.scalar(sa.select(sa.func.count()).select_from(uploads))
+
+
+# -- 4. lone surrogates in filenames and metadata -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("filename", "metadata", "code"),
+    [
+        ("a\udc00.ifc", None, "invalid_filename"),
+        ("a.ifc", {"phase": "x\udc00"}, "invalid_metadata"),
+    ],
+)
+async def test_the_python_api_refuses_lone_surrogates(
+    flow: Flow, filename: str, metadata: dict | None, code: str
+) -> None:
+    with pytest.raises(InvalidInput) as ingest:
+        await flow.ingest("p1", filename, one_chunk(), metadata=metadata)
+    assert ingest.value.code == code
+    with pytest.raises(InvalidInput) as session:
+        await flow.uploads.open("p1", filename, 4, metadata=metadata)
+    assert session.value.code == code
+    assert await file_rows(flow) == 0 and await session_rows(flow) == 0
+
+
+async def test_sessions_with_lone_surrogates_get_400_and_are_not_stored(
+    tmp_path: Path, database_url: str
+) -> None:
+    bodies = [
+        (f'{{"filename": "a{SURROGATE_JSON}.ifc", "size": 4}}', "invalid_filename"),
+        (
+            f'{{"filename": "a.ifc", "size": 4, "metadata": {{"k": "{SURROGATE_JSON}"}}}}',
+            "invalid_metadata",
+        ),
+        (f'{{"filename": "a.ifc", "size": 4, "x{SURROGATE_JSON}": 1}}', "invalid_json"),
+    ]
+    async with (
+        live_host(settings_for(tmp_path, database_url), plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        for body, code in bodies:
+            response = await client.post(
+                "/v1/projects/p1/uploads",
+                content=body.encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert response.status_code == 400, (body, response.text)
+            assert response.json()["error"]["code"] == code
+        listed = await client.get("/v1/projects/p1/uploads")
+        assert listed.status_code == 200 and listed.json() == {"items": []}
+        assert await session_rows(app.state.flow) == 0
+
+
+async def test_the_client_refuses_lone_surrogates_before_sending(
+    tmp_path: Path, database_url: str
+) -> None:
+    path = tmp_path / "model.ifc"
+    path.write_bytes(b"data")
+    async with (
+        live_host(settings_for(tmp_path, database_url), plugins=PLUGINS) as (url, app),
+        AsyncClient(url) as client,
+    ):
+        with pytest.raises(InvalidInput) as name:
+            await client.upload(path, "p1", filename="a\udc00.ifc")
+        assert name.value.code == "invalid_filename"
+        with pytest.raises(InvalidInput) as meta:
+            await client.upload(path, "p1", {"phase": "\udc00"})
+        assert meta.value.code == "invalid_metadata"
+        assert await file_rows(app.state.flow) == 0
+
+
+def test_the_cli_refuses_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xff.ifc")  # undecodable bytes arrive as a lone surrogate
+    (tmp_path / name).write_bytes(b"data")
+    result = aecflow(tmp_path, "ingest", name, "--project", "demo", "--no-wait")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "not valid Unicode" in result.stderr and "Traceback" not in result.stderr
+    upload = aecflow(tmp_path, "upload", name, "--project", "demo")
+    assert upload.returncode == 2, (upload.stdout, upload.stderr)
+    assert "not valid Unicode" in upload.stderr and "Traceback" not in upload.stderr
+
+
+async def test_rows_an_older_version_stored_with_lone_surrogates_can_be_read(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Such rows exist only on SQLite, whose JSON is text: PostgreSQL's JSONB refuses them."""
+    stored_meta = f'{{"phase": "x{SURROGATE_JSON}"}}'
+    async with (
+        live_host(settings_for(tmp_path, database_url), plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        record = (await client.post("/v1/projects/p1/files?filename=a.ifc", content=b"data")).json()
+        session = (
+            await client.post("/v1/projects/p1/uploads", json={"filename": "b.ifc", "size": 4})
+        ).json()
+        engine = app.state.flow.engine
+        if engine.dialect.name == "postgresql":
+            with pytest.raises(sa.exc.DBAPIError, match="invalid input syntax for type json"):
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        sa.text("UPDATE files SET meta = CAST(:m AS jsonb)"), {"m": stored_meta}
+                    )
+            return
+        async with engine.begin() as conn:  # as the JSON text an older version wrote
+            await conn.execute(sa.text("UPDATE files SET meta = :m"), {"m": stored_meta})
+            await conn.execute(sa.text("UPDATE uploads SET meta = :m"), {"m": stored_meta})
+
+        shown = {"phase": "x\ufffd"}
+        listed = await client.get("/v1/projects/p1/files")
+        assert listed.status_code == 200 and listed.json()["items"][0]["metadata"] == shown
+        got = await client.get(f"/v1/files/{record['id']}")
+        assert got.status_code == 200 and got.json()["metadata"] == shown
+        sessions = await client.get("/v1/projects/p1/uploads")
+        assert sessions.status_code == 200, sessions.text
+        assert [item["id"] for item in sessions.json()["items"]] == [session["id"]]
+        assert (await client.get(f"/v1/uploads/{session['id']}")).status_code == 200
+        deleted = await client.delete(f"/v1/files/{record['id']}")
+        assert deleted.status_code == 200 and deleted.json()["metadata"] == shown
+        assert (await client.get("/v1/audit")).status_code == 200
+        assert json.loads((await client.get(f"/v1/files/{record['id']}")).text)["deleted_at"]
+
+
+def multipart(filename: bytes, field: bytes = b"design") -> tuple[bytes, dict[str, str]]:
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="meta.phase"\r\n\r\n' + field + b"\r\n"
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b"\r\ndata\r\n--xyz--\r\n"
+    )
+    return body, {"Content-Type": "multipart/form-data; boundary=xyz"}
+
+
+NOT_UTF8 = [
+    pytest.param(
+        {"Content-Disposition": b'attachment; filename="caf\xff.ifc"'},
+        b"data",
+        "invalid_filename",
+        id="filename= bytes",
+    ),
+    pytest.param(
+        {"Content-Disposition": "attachment; filename*=UTF-8''caf%FF.ifc"},
+        b"data",
+        "invalid_filename",
+        id="filename* bytes",
+    ),
+    pytest.param(
+        {"Content-Disposition": "attachment; filename=a.ifc", "X-Aecflow-Meta-Phase": "%ED%B3%80"},
+        b"data",
+        "invalid_metadata",
+        id="meta header",
+    ),
+    pytest.param(
+        multipart(b"caf\xff.ifc")[1],
+        multipart(b"caf\xff.ifc")[0],
+        "invalid_filename",
+        id="form filename",
+    ),
+    pytest.param(
+        multipart(b"a.ifc", b"\xff")[1],
+        multipart(b"a.ifc", b"\xff")[0],
+        "invalid_metadata",
+        id="form field",
+    ),
+]
+
+
+@pytest.mark.parametrize(("headers", "body", "code"), NOT_UTF8)
+async def test_names_and_metadata_that_are_not_utf8_are_refused(
+    tmp_path: Path, database_url: str, headers: dict, body: bytes, code: str
+) -> None:
+    async with (
+        live_host(settings_for(tmp_path, database_url), plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        response = await client.post("/v1/projects/p1/files", content=body, headers=headers)
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["code"] == code
+        assert await file_rows(app.state.flow) == 0
+    assert leftovers(tmp_path) == []
