@@ -3,9 +3,13 @@ that later breaks reads. Over real HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -212,3 +216,112 @@ async def test_names_and_metadata_that_are_not_utf8_are_refused(
         assert response.json()["error"]["code"] == code
         assert await file_rows(app.state.flow) == 0
     assert leftovers(tmp_path) == []
+
+
+# -- 5. the remaining 500s: each is a 4xx JSON error ----------------------------------------------
+
+HUGE = "9" * 5000
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    tmp_path: Path, database_url: str
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    async with (
+        live_host(settings_for(tmp_path, database_url), plugins=PLUGINS) as (url, app),
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        yield client, app
+
+
+def refused(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+DATA = b"0123456789"
+
+
+async def stored(client: httpx.AsyncClient) -> tuple[str, str]:
+    """A stored file's id and its storage_local signed URL."""
+    record = (await client.post("/v1/projects/p1/files?filename=a.bin", content=DATA)).json()
+    download = await client.get(f"/v1/files/{record['id']}/download", follow_redirects=False)
+    return record["id"], download.headers["location"]
+
+
+async def test_signed_urls_with_odd_expires_are_403(tmp_path: Path, database_url: str) -> None:
+    async with serving(tmp_path, database_url) as (client, _):
+        _, location = await stored(client)
+        assert (await client.get(location)).content == DATA
+        for expires in ("\u00b2", HUGE, ""):
+            fetched = await client.get(httpx.URL(location).copy_set_param("expires", expires))
+            refused(fetched, 403, "invalid_signature")
+
+
+RANGES = [
+    pytest.param(f"bytes=0-{HUGE}", 206, DATA, id="last beyond any size"),
+    pytest.param(f"bytes=-{HUGE}", 206, DATA, id="suffix beyond any size"),
+    pytest.param(f"bytes=3-{'0' * 5000}7", 206, DATA[3:8], id="leading zeros"),
+    pytest.param(f"bytes={HUGE}-", 416, None, id="first beyond any size"),
+    pytest.param("bytes=5-3", 200, DATA, id="last before first: invalid, ignored"),
+    pytest.param("bytes=10-", 416, None, id="first at the end: unsatisfiable"),
+    pytest.param("bytes=\u00b2-".encode("latin-1"), 200, DATA, id="superscript digit"),
+]
+
+
+@pytest.mark.parametrize(("header", "status", "body"), RANGES)
+async def test_ranges_with_huge_or_odd_numbers(
+    tmp_path: Path, database_url: str, header: str | bytes, status: int, body: bytes | None
+) -> None:
+    async with serving(tmp_path, database_url) as (client, _):
+        file_id, location = await stored(client)
+        for url in (f"/v1/files/{file_id}/content", location):
+            response = await client.get(url, headers={"Range": header})
+            assert response.status_code == status, (url, response.text)
+            if body is not None:
+                assert response.content == body
+
+
+async def test_part_numbers_that_are_no_small_whole_number_get_400(
+    tmp_path: Path, database_url: str
+) -> None:
+    async with serving(tmp_path, database_url) as (client, _):
+        opened = await client.post("/v1/projects/p1/uploads", json={"filename": "b", "size": 4})
+        parts = f"/v1/uploads/{opened.json()['id']}/parts"
+        for number in (HUGE, "0", "\u00b2", "x"):
+            refused(
+                await client.put(f"{parts}/{number}", content=b"data"), 400, "invalid_part_number"
+            )
+        assert (await client.put(f"{parts}/1", content=b"data")).status_code == 200
+
+
+async def test_json_nested_too_deep_gets_400(tmp_path: Path, database_url: str) -> None:
+    deep = b'{"metadata": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with serving(tmp_path, database_url) as (client, app):
+        refused(await client.post("/v1/projects/p1/uploads", content=deep), 400, "invalid_json")
+        assert await session_rows(app.state.flow) == 0
+
+
+async def test_a_multipart_boundary_over_256_characters_gets_400(
+    tmp_path: Path, database_url: str
+) -> None:
+    boundary = "b" * 300
+    form = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n\r\n'
+        f"data\r\n--{boundary}--\r\n"
+    ).encode()
+    async with serving(tmp_path, database_url) as (client, app):
+        posted = await client.post(
+            "/v1/projects/p1/files",
+            content=form,
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
+        refused(posted, 400, "invalid_multipart")
+        assert await file_rows(app.state.flow) == 0
+
+
+async def test_cursors_that_decode_to_no_id_get_400(tmp_path: Path, database_url: str) -> None:
+    nul = base64.urlsafe_b64encode(b"\0" * 36).decode()  # PostgreSQL refuses NULs in text
+    async with serving(tmp_path, database_url) as (client, _):
+        for path in ("/v1/projects/p1/files", "/v1/audit", "/v1/events/dead"):
+            refused(await client.get(path, params={"cursor": nul}), 400, "invalid_cursor")

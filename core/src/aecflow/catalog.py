@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -58,6 +59,9 @@ class FileQuery:
         return self
 
 
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def encode_cursor(file_id: str) -> str:
     return base64.urlsafe_b64encode(file_id.encode()).decode().rstrip("=")
 
@@ -67,7 +71,7 @@ def decode_cursor(cursor: str) -> str:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input
         text = ""
-    if len(text) != 36:
+    if not _ID.fullmatch(text):  # an id's shape, not any 36 characters: NULs break PostgreSQL
         raise InvalidInput("invalid cursor", code="invalid_cursor")
     return text
 

@@ -11,7 +11,10 @@ from starlette.responses import Response, StreamingResponse
 from aecflow.host.errors import error_response
 from aecflow.storage import Storage
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: ASCII digits only (``\d`` also takes other scripts' digits).
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$", re.IGNORECASE)
+#: A position with more digits is past the end of any object (and int() refuses 4,300+ digits).
+_MAX_DIGITS = 19
 
 
 def content_disposition(filename: str) -> str:
@@ -31,13 +34,19 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     if not first and not last:
         return None
     if not first:  # suffix: the last N bytes
-        length = int(last)
+        length = _position(last)
         return (max(0, size - length), size) if length and size else "unsatisfiable"
-    start = int(first)
-    end = min(size, int(last) + 1) if last else size
-    if start >= size or end <= start:
+    start = _position(first)
+    if last and _position(last) < start:
+        return None  # invalid, not unsatisfiable (RFC 9110 §14.1.1): the whole object
+    if start >= size:
         return "unsatisfiable"
-    return start, end
+    return start, (min(size, _position(last) + 1) if last else size)
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
 
 
 def stream_object(

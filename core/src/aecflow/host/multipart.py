@@ -33,18 +33,21 @@ class MultipartFile:
         self._header_value = b""
         self._part: str | None = None  # "field:<name>", "file", "skip"
         self._file_done = False
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._part_begin,
-                "on_header_field": lambda d, s, e: self._add("_header_field", d[s:e]),
-                "on_header_value": lambda d, s, e: self._add("_header_value", d[s:e]),
-                "on_header_end": self._header_end,
-                "on_headers_finished": self._headers_finished,
-                "on_part_data": self._part_data,
-                "on_part_end": self._part_end,
-            },
-        )
+        try:
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._part_begin,
+                    "on_header_field": lambda d, s, e: self._add("_header_field", d[s:e]),
+                    "on_header_value": lambda d, s, e: self._add("_header_value", d[s:e]),
+                    "on_header_end": self._header_end,
+                    "on_headers_finished": self._headers_finished,
+                    "on_part_data": self._part_data,
+                    "on_part_end": self._part_end,
+                },
+            )
+        except ValueError as exc:  # a boundary longer than 256 characters, for one
+            raise InvalidInput(f"bad multipart boundary: {exc}", code="invalid_multipart") from None
 
     def _add(self, attr: str, data: bytes) -> None:
         setattr(self, attr, getattr(self, attr) + bytes(data))

@@ -41,6 +41,8 @@ async def _json_body(request: Request) -> dict[str, Any]:
         data = json.loads(body or b"null")
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput("the request body is not valid JSON", code="invalid_json") from None
+    except RecursionError:  # "[[[[..." 100,000 deep
+        raise InvalidInput("the request body is nested too deeply", code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidInput("the request body must be a JSON object", code="invalid_json")
     return data
@@ -131,7 +133,13 @@ async def complete_session(request: Request) -> Response:
 
 
 async def put_part(request: Request) -> Response:
-    number = request.path_params["number"]
+    raw = request.path_params["number"]
+    if not re.fullmatch(r"[0-9]{1,9}", raw):
+        raise InvalidInput(
+            f"part number must be a whole number from 1, got {raw[:20]!r}",
+            code="invalid_part_number",
+        )
+    number = int(raw)
 
     async def receive() -> Response:
         receipt = await _sessions(request).receive_part(

@@ -346,7 +346,8 @@ class LocalStorage(Storage):
         except StorageInvalid:
             return False
         if isinstance(expires, str):
-            if not (expires.isascii() and expires.isdigit()):
+            # a Unix time has 10 digits; beyond 4,300 int() itself refuses
+            if not (expires.isascii() and expires.isdigit()) or len(expires) > 20:
                 return False
             expires = int(expires)
         if isinstance(expires, bool) or not isinstance(expires, int):
