@@ -325,3 +325,28 @@ async def test_cursors_that_decode_to_no_id_get_400(tmp_path: Path, database_url
     async with serving(tmp_path, database_url) as (client, _):
         for path in ("/v1/projects/p1/files", "/v1/audit", "/v1/events/dead"):
             refused(await client.get(path, params={"cursor": nul}), 400, "invalid_cursor")
+
+
+# -- 6. Content-Disposition filename* (RFC 6266) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        "attachment; filename*=UTF-8''caf%C3%A9.ifc",
+        "attachment; filename=\"cafe.ifc\"; filename*=UTF-8''caf%C3%A9.ifc",
+        "attachment; filename*=utf-8''caf%C3%A9.ifc; filename=\"cafe.ifc\"",
+        "attachment; FILENAME*=ISO-8859-1'fr'caf%E9.ifc",
+    ],
+)
+async def test_content_disposition_filename_star_wins(
+    tmp_path: Path, database_url: str, disposition: str
+) -> None:
+    async with serving(tmp_path, database_url) as (client, _):
+        response = await client.post(
+            "/v1/projects/p1/files", content=b"data", headers={"Content-Disposition": disposition}
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["filename"] == "caf\u00e9.ifc"
+        content = await client.get(f"/v1/files/{response.json()['id']}/content")
+        assert "filename*=UTF-8''caf%C3%A9.ifc" in content.headers["content-disposition"]
