@@ -16,10 +16,14 @@ import pytest
 import sqlalchemy as sa
 
 from aecflow.client import AsyncClient
-from aecflow.db.schema import uploads
+from aecflow.db.schema import jobs, outbox, uploads
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
+from aecflow.records import MAX_ERROR_CHARS
+from aecflow.streams import aiter_bytes
+from aecflow.worker import Worker
 
+from .conftest import SAMPLES, make_settings
 from .live import live_host
 from .test_cli import aecflow
 from .test_host import PLUGINS, file_rows, host_settings, leftovers
@@ -350,3 +354,29 @@ async def test_content_disposition_filename_star_wins(
         assert response.json()["filename"] == "caf\u00e9.ifc"
         content = await client.get(f"/v1/files/{response.json()['id']}/content")
         assert "filename*=UTF-8''caf%C3%A9.ifc" in content.headers["content-disposition"]
+
+
+# -- 7. a processor's error text is capped ---------------------------------------------------------
+
+
+@pytest.mark.skipif(not SAMPLES.exists(), reason=f"no samples at {SAMPLES}")
+async def test_a_900_kb_processor_error_is_cut_to_a_few_kb(tmp_path: Path, database_url: str):
+    """A real model whose FILE_SCHEMA names a 900 KB schema: the IFC processor quotes it."""
+    model = (SAMPLES / "IfcOpenHouse_IFC4.ifc").read_bytes()
+    schema = b"IFC4" + b"X" * 900_000 + b"\0\xed\xb3\x80"  # with a NUL and a lone surrogate
+    model = model.replace(b"FILE_SCHEMA(('IFC4'));", b"FILE_SCHEMA(('" + schema + b"'));", 1)
+    async with Flow.open(make_settings(tmp_path, database_url)) as flow:
+        record = await flow.ingest("p1", "house.ifc", aiter_bytes(model))
+        await Worker(flow).run_until_idle(include_retries=True)
+        done = await flow.get(record.id)
+        async with flow.engine.connect() as conn:
+            payloads = (await conn.execute(sa.select(outbox.c.payload))).scalars().all()
+            last_error = await conn.scalar(sa.select(jobs.c.last_error))
+    error = done.processing["error"]
+    assert (done.status, done.processing["outcome"]) == ("failed", "invalid_input")
+    assert error.startswith("IFC4XXX") and len(error) <= MAX_ERROR_CHARS
+    assert error.endswith("characters in all]") and "cut" in error
+    assert last_error == error
+    assert all(len(json.dumps(payload)) < 3 * MAX_ERROR_CHARS for payload in payloads)
+    failed = [p["file"] for p in payloads if p["type"] == "file.processing_failed"]
+    assert [file["processing"]["error"] for file in failed] == [error]

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aecflow.validation import without_surrogates
+
 #: The keys of ``processing`` in every record, in order.
 PROCESSING_KEYS = (
     "processor",
@@ -17,6 +19,22 @@ PROCESSING_KEYS = (
     "duration_s",
     "result",
 )
+
+#: A processor's error text is kept to this many characters: it is in the record, on every list
+#: page and in the event payload, and a processor may quote a 900 KB header field in it.
+MAX_ERROR_CHARS = 4000
+
+
+def error_text(error: str | None) -> str | None:
+    """``error`` as it can be stored and shown: at most ``MAX_ERROR_CHARS`` (the cut is said,
+    with the full length), without NULs or lone surrogates, which PostgreSQL refuses."""
+    if error is None:
+        return None
+    text = without_surrogates(error.replace("\0", "\ufffd"))
+    if len(text) > MAX_ERROR_CHARS:
+        cut = f" [... cut: {len(text)} characters in all]"
+        text = text[: MAX_ERROR_CHARS - len(cut)] + cut
+    return text
 
 
 class FileStatus:

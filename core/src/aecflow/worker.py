@@ -33,7 +33,7 @@ from aecflow.db.schema import files, jobs
 from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
 from aecflow.observe import Observation
 from aecflow.processing import Outcome, ProcessingContext
-from aecflow.records import FileRecord, FileStatus
+from aecflow.records import FileRecord, FileStatus, error_text
 from aecflow.retries import backoff, db_retries
 from aecflow.telemetry import continued, tracer
 
@@ -374,6 +374,7 @@ class Worker:
 
     async def _record(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
         report, now = verdict.report, utcnow()
+        error = error_text(report.error)
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
             job_values = {"status": "done" if succeeded else "failed"}
@@ -389,7 +390,7 @@ class Worker:
                 .values(
                     lease_owner=None,
                     lease_until=None,
-                    last_error=report.error,
+                    last_error=error,
                     updated_at=now,
                     **job_values,
                 )
@@ -399,7 +400,7 @@ class Worker:
             processing = {
                 "processor": verdict.processor,
                 "outcome": report.outcome.value,
-                "error": report.error,
+                "error": error,
                 "started_at": _iso(started),
                 "finished_at": _iso(now),
                 "duration_s": round(report.duration_s, 3),
