@@ -174,31 +174,40 @@ def multipart(filename: bytes, field: bytes = b"design") -> tuple[bytes, dict[st
 
 
 NOT_UTF8 = [
+    pytest.param("?filename=caf%FF.ifc", {}, b"data", "invalid_filename", id="?filename="),
     pytest.param(
+        "?filename=a.ifc&meta.phase=%ED%B3%80", {}, b"data", "invalid_metadata", id="?meta."
+    ),
+    pytest.param(
+        "",
         {"Content-Disposition": b'attachment; filename="caf\xff.ifc"'},
         b"data",
         "invalid_filename",
         id="filename= bytes",
     ),
     pytest.param(
+        "",
         {"Content-Disposition": "attachment; filename*=UTF-8''caf%FF.ifc"},
         b"data",
         "invalid_filename",
         id="filename* bytes",
     ),
     pytest.param(
+        "",
         {"Content-Disposition": "attachment; filename=a.ifc", "X-Aecflow-Meta-Phase": "%ED%B3%80"},
         b"data",
         "invalid_metadata",
         id="meta header",
     ),
     pytest.param(
+        "",
         multipart(b"caf\xff.ifc")[1],
         multipart(b"caf\xff.ifc")[0],
         "invalid_filename",
         id="form filename",
     ),
     pytest.param(
+        "",
         multipart(b"a.ifc", b"\xff")[1],
         multipart(b"a.ifc", b"\xff")[0],
         "invalid_metadata",
@@ -207,15 +216,15 @@ NOT_UTF8 = [
 ]
 
 
-@pytest.mark.parametrize(("headers", "body", "code"), NOT_UTF8)
+@pytest.mark.parametrize(("query", "headers", "body", "code"), NOT_UTF8)
 async def test_names_and_metadata_that_are_not_utf8_are_refused(
-    tmp_path: Path, database_url: str, headers: dict, body: bytes, code: str
+    tmp_path: Path, database_url: str, query: str, headers: dict, body: bytes, code: str
 ) -> None:
     async with (
         live_host(settings_for(tmp_path, database_url), plugins=PLUGINS) as (url, app),
         httpx.AsyncClient(base_url=url) as client,
     ):
-        response = await client.post("/v1/projects/p1/files", content=body, headers=headers)
+        response = await client.post(f"/v1/projects/p1/files{query}", content=body, headers=headers)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["code"] == code
         assert await file_rows(app.state.flow) == 0

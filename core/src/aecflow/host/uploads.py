@@ -87,6 +87,24 @@ def expected_sha256(request: Request) -> str | None:
     return None
 
 
+def refuse_undecodable_query(request: Request) -> None:
+    """Starlette decodes the query string with U+FFFD for bytes that are not UTF-8; a filename
+    or metadata value sent that way is refused instead of stored altered."""
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    for name, value in urllib.parse.parse_qsl(
+        raw, keep_blank_values=True, errors="surrogateescape"
+    ):
+        if validation.has_surrogate(value):
+            if name == "filename":
+                raise InvalidInput(
+                    "?filename= is not percent-encoded UTF-8", code="invalid_filename"
+                )
+            if name.startswith("meta."):
+                raise InvalidInput(
+                    f"?{name}= is not percent-encoded UTF-8", code="invalid_metadata"
+                )
+
+
 def request_metadata(request: Request, fields: dict[str, str] | None = None) -> dict[str, str]:
     meta: dict[str, str] = {}
     for name, value in (fields or {}).items():
@@ -138,6 +156,7 @@ async def upload(request: Request) -> Response:
 
 
 async def _receive(request: Request, flow, project: str) -> Response:
+    refuse_undecodable_query(request)
     length = request.headers.get("content-length")
     max_size = flow.settings.uploads.max_size
     if length and length.isdigit() and int(length) > max_size:
