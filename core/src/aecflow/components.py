@@ -28,6 +28,8 @@ class ProcessorBinding:
     config: pydantic.BaseModel
     processor: Processor
     settings: ProcessorSettings
+    #: How the child rebuilds it; made (and its import paths checked) once, at open.
+    spec: ProcessorSpec
 
 
 def _build(
@@ -78,11 +80,11 @@ def build_processors(
             registry, name, table.options(), f"[processing.processors.{name}]"
         )
         try:  # refuse now what the worker could never rebuild in its child (a __main__ class)
-            ProcessorSpec.from_registration(registration, config)
+            spec = ProcessorSpec.from_registration(registration, config)
         except ValueError as exc:
             raise ConfigError(f"[processing.processors.{name}]: {exc}") from None
         processor.name = name
-        bindings[name] = ProcessorBinding(registration, config, processor, table)
+        bindings[name] = ProcessorBinding(registration, config, processor, table, spec)
     return bindings
 
 

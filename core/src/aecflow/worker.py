@@ -316,10 +316,9 @@ class Worker:
             content_type=record.content_type,
             metadata=record.metadata,
         )
-        spec = ProcessorSpec.from_registration(binding.registration, binding.config)
         try:
             async with self.local_copy(record) as path:
-                report = await self.runner(spec, path, context, limits)
+                report = await self.runner(binding.spec, path, context, limits)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # storage or the machine failed us, not the file
