@@ -2,7 +2,7 @@
 
 Loads N synthetic files (default 200,000) into SQLite (a temporary file) and PostgreSQL (a
 throw-away database, dropped at the end), with the schema made by aecflow's own migrations,
-then times ``aecflow.catalog.search`` -- what ``Flow.list``, ``aecflow files list`` and the
+then times ``aecflow.store.files.search`` -- what ``Flow.list``, ``aecflow files list`` and the
 HTTP listing run -- for the listings people actually ask for. Half the files belong to one big
 project; the other half is spread over 19 smaller ones. Prints figures; asserts nothing.
 
@@ -37,11 +37,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from aecflow import catalog
-from aecflow.catalog import FileQuery
-from aecflow.db.engine import create_engine, upgrade
-from aecflow.db.schema import files
 from aecflow.ids import uuid7
+from aecflow.store import files as catalog
+from aecflow.store.engine import create_engine, upgrade
+from aecflow.store.files import FileQuery
+from aecflow.store.schema import files
 
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 BATCH = 5_000

@@ -302,7 +302,7 @@ def settings_for(root: Path, database_url: str | None, notifier: dict[str, Any])
 
 
 async def pending(flow: Any) -> int:
-    from aecflow.db.schema import outbox
+    from aecflow.store.schema import outbox
 
     async with flow.engine.connect() as conn:
         stmt = sa.select(sa.func.count()).where(outbox.c.status != "delivered")
@@ -319,8 +319,8 @@ async def wait_delivered(flow: Any, timeout_s: float = 900.0) -> None:
 
 async def commit_bulk(flow: Any, template: dict[str, Any], count: int) -> dict[str, float]:
     """Commit ``count`` events through the outbox; returns event id -> commit time."""
-    from aecflow import events
     from aecflow.ids import uuid7
+    from aecflow.outbox import events
 
     committed: dict[str, float] = {}
     for start in range(0, count, TXN_EVENTS):
@@ -342,7 +342,7 @@ async def commit_bulk(flow: Any, template: dict[str, Any], count: int) -> dict[s
 
 async def commit_idle(flow: Any, count: int) -> dict[str, float]:
     """Ingest files one at a time, spaced out; returns event id -> commit time."""
-    from aecflow.db.schema import outbox
+    from aecflow.store.schema import outbox
     from aecflow.streams import aiter_bytes
 
     committed_files: dict[str, float] = {}
@@ -386,8 +386,8 @@ async def measure(
     postgres: bool,
 ) -> dict[str, Any]:
     """Bulk, then idle, through a flow with the embedded dispatcher; prints both."""
-    from aecflow.db.schema import outbox
     from aecflow.flow import Flow
+    from aecflow.store.schema import outbox
     from aecflow.streams import aiter_bytes
 
     async def from_outbox(expected: set[str]) -> dict[str, float]:

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aecflow.config import Settings
-from aecflow.db.schema import metadata
 from aecflow.flow import Flow
+from aecflow.store.schema import metadata
 
 from .fakedist import FakeDists
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from aecflow.db.schema import outbox
-from aecflow.dispatcher import Dispatcher
 from aecflow.flow import Flow
+from aecflow.outbox.dispatcher import Dispatcher
+from aecflow.store.schema import outbox
 
 
 async def outbox_rows(flow: Flow, destination: str | None = None) -> list[dict[str, Any]]:

@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from aecflow.actor import Role
-from aecflow.db.schema import api_tokens, audit_log, outbox
 from aecflow.ids import uuid7
+from aecflow.jobs.worker import Worker
+from aecflow.store.schema import api_tokens, audit_log, outbox
 from aecflow.streams import aiter_bytes
-from aecflow.worker import Worker
 
 from . import engine_plugin
 from .conftest import make_settings
@@ -176,7 +176,7 @@ async def test_audit_rows_for_each_action_and_no_secret_anywhere(
             assert failed.status_code == 400
             file_id = created["id"]
             await Worker(flow).run_until_idle()
-            from aecflow.dispatcher import Dispatcher
+            from aecflow.outbox.dispatcher import Dispatcher
 
             await Dispatcher(flow).run_until_idle()
             await client.get("/v1/projects/a/files")

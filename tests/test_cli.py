@@ -106,7 +106,7 @@ def test_configuration_errors_exit_78(tmp_path: Path) -> None:
 
 def test_db_upgrade_and_dead_letters(tmp_path: Path) -> None:
     result = aecflow(tmp_path, "db", "upgrade")
-    from aecflow.db.engine import head_revision
+    from aecflow.store.engine import head_revision
 
     assert result.returncode == 0 and f"revision {head_revision()}" in result.stdout
     dead = json.loads(aecflow(tmp_path, "events", "dead", "--json").stdout)

@@ -21,9 +21,9 @@ import httpx
 import pytest
 import stamina
 
-from aecflow._parts import choose_part_size, part_ranges
 from aecflow.actor import Role
 from aecflow.client import AsyncClient, ChecksumMismatch, Client, ClientError, Progress
+from aecflow.client.parts import choose_part_size, part_ranges
 
 from . import engine_plugin
 from .conftest import make_settings

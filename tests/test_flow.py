@@ -15,10 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from aecflow.catalog import FileQuery
-from aecflow.db.schema import files, jobs, outbox
 from aecflow.errors import Conflict, InvalidInput, NotFound, TooLarge
 from aecflow.flow import Flow
+from aecflow.store.files import FileQuery
+from aecflow.store.schema import files, jobs, outbox
 from aecflow.streams import aiter_bytes
 
 from .conftest import inserts_refused, make_settings

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from aecflow.db.schema import files
 from aecflow.flow import Flow
+from aecflow.store.schema import files
 
 from . import engine_plugin
 from .conftest import make_settings

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from aecflow.flow import Flow
+from aecflow.jobs.worker import Worker
 from aecflow.streams import file_chunks
-from aecflow.worker import Worker
 from aecflow_processor_ifc.synthetic import Spec, write_model
 
 from .conftest import SAMPLES, make_settings

@@ -423,7 +423,7 @@ async def test_open_sessions_and_declared_bytes_are_capped_per_token_and_project
         async with app.state.flow.engine.connect() as conn:
             import sqlalchemy as sa
 
-            from aecflow.db.schema import uploads as table
+            from aecflow.store.schema import uploads as table
 
             rows = await conn.scalar(sa.select(sa.func.count()).select_from(table))
     assert rows == 5  # refused sessions left nothing behind

@@ -7,8 +7,8 @@ import functools
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from aecflow.db import engine as db
-from aecflow.db.schema import include_object, metadata
+from aecflow.store import engine as db
+from aecflow.store.schema import include_object, metadata
 
 
 def schema_diff(sync_connection) -> list:

@@ -27,10 +27,10 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 from starlette.routing import Route
 
 from aecflow.actor import Role
-from aecflow.db.schema import outbox
 from aecflow.flow import Flow
 from aecflow.host import ROUTES, create_app, openapi
 from aecflow.ids import uuid7
+from aecflow.store.schema import outbox
 from aecflow.streams import aiter_bytes
 
 from .conftest import make_settings

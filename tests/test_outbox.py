@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from aecflow.dispatcher import Dispatcher
 from aecflow.flow import Flow
+from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.streams import aiter_bytes
 
 from . import engine_plugin
@@ -105,7 +105,7 @@ async def test_events_for_every_state_change_reach_the_destination(
 
 
 async def test_every_operation_is_observed(tmp_path: Path, database_url: str) -> None:
-    from aecflow.worker import Worker
+    from aecflow.jobs.worker import Worker
 
     engine_plugin.OBSERVED.clear()
     settings = outbox_settings(tmp_path, database_url, fail_times=3)

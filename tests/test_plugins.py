@@ -11,7 +11,7 @@ import pytest
 
 from aecflow.errors import ConfigError, PluginError
 from aecflow.flow import Flow
-from aecflow.plugins import PluginHost
+from aecflow.loading.plugins import PluginHost
 
 from .conftest import make_settings
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from aecflow.db.schema import audit_log, files, upload_parts, uploads
 from aecflow.errors import InvalidInput
+from aecflow.store.schema import audit_log, files, upload_parts, uploads
 from aecflow.streams import aiter_bytes
 
 from . import engine_plugin

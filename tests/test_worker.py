@@ -13,14 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 import aecflow
-from aecflow.db.schema import files, jobs, outbox
 from aecflow.errors import ConfigError, PluginError
 from aecflow.flow import Flow
 from aecflow.isolation import RunReport
+from aecflow.jobs.worker import LostLease, Worker
 from aecflow.processing import Outcome
 from aecflow.registry import ProcessorRegistry
+from aecflow.store.schema import files, jobs, outbox
 from aecflow.streams import aiter_bytes
-from aecflow.worker import LostLease, Worker
 
 from . import engine_plugin, isolation_processors
 from .conftest import make_settings
@@ -105,7 +105,7 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_is_fenced(
         [file_id] = await ingest_many(flow, 1)
         dead = Worker(flow, owner="worker:dead-host:1", runner=quick_runner)
         async with flow.engine.begin() as conn:
-            from aecflow import leases
+            from aecflow.store import leases
 
             [job] = await leases.claim_jobs(
                 conn, dead.owner, 1, dead.lease, dt.datetime.now(dt.UTC)
@@ -121,7 +121,7 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_is_fenced(
         assert record.processing["attempts"] == 2
         # The vanished worker's late result is refused by the fence.
         late = RunReport(Outcome.INVALID_INPUT, None, "late and wrong", 1.0, None, "")
-        from aecflow.worker import Verdict
+        from aecflow.jobs.worker import Verdict
 
         with pytest.raises(LostLease):
             await dead._record(dict(job), Verdict(late, True, "t-count"), dt.datetime.now(dt.UTC))

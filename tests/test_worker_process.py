@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from aecflow.config import Settings
-from aecflow.db.schema import jobs, outbox
 from aecflow.flow import Flow
+from aecflow.jobs.worker import Worker
+from aecflow.store.schema import jobs, outbox
 from aecflow.streams import aiter_bytes
-from aecflow.worker import Worker
 
 from .conftest import make_settings
 

@@ -26,7 +26,7 @@ import click
 from tqdm import tqdm
 
 from aecflow.errors import AecflowError, ConfigError, InvalidInput, NotFound
-from aecflow.plugins import PluginHost
+from aecflow.loading.plugins import PluginHost
 
 if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from aecflow.client import Progress
     from aecflow.config import Settings
     from aecflow.flow import Flow
-    from aecflow.records import FileRecord
+    from aecflow.store.records import FileRecord
 
 log = logging.getLogger("aecflow.cli")
 #: ``ingest``: the file is stored and processed, but some of its events were dead-lettered.
@@ -265,7 +265,7 @@ async def files_list(
     as_json: bool,
 ) -> None:
     """List a project's files, newest first."""
-    from aecflow.catalog import FileQuery
+    from aecflow.store.files import FileQuery
 
     query = FileQuery(
         project=project,
@@ -351,9 +351,9 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     given.
     """
     from aecflow import cli_logging
-    from aecflow.dispatcher import Dispatcher
+    from aecflow.jobs.worker import Worker
+    from aecflow.outbox.dispatcher import Dispatcher
     from aecflow.telemetry_sdk import configure
-    from aecflow.worker import Worker
 
     cli_logging.serving(ctx)
     settings = _quiet_settings(ctx)
@@ -587,8 +587,8 @@ async def tokens_create(
     as_json: bool,
 ) -> None:
     """Create a token and print it once."""
+    from aecflow.access.tokens import parse_duration
     from aecflow.actor import Role
-    from aecflow.tokens import parse_duration
 
     if bool(projects) == all_projects:
         raise click.UsageError("give --project P (repeatable) or --all-projects")
@@ -752,7 +752,7 @@ def db() -> None:
 @run_async
 async def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Apply migrations up to REVISION."""
-    from aecflow.db import engine as db_engine
+    from aecflow.store import engine as db_engine
 
     settings = _settings(ctx)
     engine = db_engine.create_engine(settings.database_url())

@@ -23,34 +23,37 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aecflow import actor as actors
-from aecflow import catalog, events, telemetry, tokens, validation
+from aecflow import telemetry, validation
+from aecflow.access import tokens
+from aecflow.access.audit import AuditLog, Operation
+from aecflow.access.tokens import TokenInfo
 from aecflow.actor import Role
-from aecflow.audit import AuditLog, Operation
 from aecflow.breaker import CircuitBreaker, State, settle
-from aecflow.catalog import FileQuery
-from aecflow.components import (
+from aecflow.config import Settings
+from aecflow.errors import Conflict, InvalidInput, NotFound
+from aecflow.ids import looks_like_id, uuid7
+from aecflow.jobs.worker import Worker
+from aecflow.loading.components import (
     ProcessorBinding,
     build_notifiers,
     build_processors,
     build_storage,
     start_backend,
 )
-from aecflow.config import Settings
-from aecflow.db import engine as db
-from aecflow.db.schema import files, jobs, outbox
-from aecflow.dispatcher import Dispatcher
-from aecflow.errors import Conflict, InvalidInput, NotFound
-from aecflow.ids import looks_like_id, uuid7
+from aecflow.loading.plugins import PluginHost
 from aecflow.notify import Notifier
 from aecflow.observe import Observation, timed
-from aecflow.plugins import PluginHost
+from aecflow.outbox import events
+from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.processing import Outcome
-from aecflow.records import FileRecord, FileStatus, Page
-from aecflow.sessions import UploadSessions
 from aecflow.storage import AssembledObject, Storage, StoredObject
+from aecflow.store import engine as db
+from aecflow.store import files as catalog
+from aecflow.store.files import FileQuery
+from aecflow.store.records import FileRecord, FileStatus, Page
+from aecflow.store.schema import files, jobs, outbox
 from aecflow.streams import HEAD_BYTES, LimitedStream, file_chunks, read_head
-from aecflow.tokens import TokenInfo
-from aecflow.worker import Worker
+from aecflow.uploads.service import UploadSessions
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,7 @@ async def shutdown(flow: Flow) -> None:
 
 async def _poll_queues(flow: Flow) -> None:
     """Refresh queue depths for the gauge (its callback cannot query the database itself)."""
-    from aecflow.db.schema import jobs, outbox
+    from aecflow.store.schema import jobs, outbox
 
     while True:
         try:

@@ -17,8 +17,8 @@ from sqs_support import REGION
 
 from aecflow.config import validate
 from aecflow.errors import ConfigError
+from aecflow.loading.plugins import PluginHost
 from aecflow.notify import Event
-from aecflow.plugins import PluginHost
 from aecflow_notify_sqs import SqsConfig, SqsNotifier
 from aecflow_notify_sqs.cli import sqs as sqs_group
 from aecflow_notify_sqs.messages import MAX_ENTRIES, Message, batches, build_message

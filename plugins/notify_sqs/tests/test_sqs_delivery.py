@@ -26,11 +26,11 @@ from sqs_support import (
     sqs_settings,
 )
 
-from aecflow.db.schema import outbox
-from aecflow.dispatcher import Dispatcher
 from aecflow.errors import ConfigError
 from aecflow.flow import Flow
 from aecflow.notify import DeliveryStatus, Event
+from aecflow.outbox.dispatcher import Dispatcher
+from aecflow.store.schema import outbox
 from aecflow.streams import aiter_bytes
 from aecflow_notify_sqs import SqsConfig, SqsNotifier
 from aecflow_notify_sqs.messages import encode_body

@@ -25,9 +25,9 @@ from webhook_support import (
 )
 
 from aecflow.config import Settings
-from aecflow.dispatcher import Dispatcher
 from aecflow.flow import Flow
 from aecflow.notify import DeliveryStatus
+from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.streams import aiter_bytes
 from aecflow_notify_webhook import WebhookConfig, WebhookNotifier
 from tests.live import live_host

@@ -22,9 +22,9 @@ from webhook_support import (
     webhook,
 )
 
-from aecflow.dispatcher import Dispatcher
 from aecflow.flow import Flow
 from aecflow.notify import DeliveryStatus
+from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.streams import aiter_bytes
 from aecflow_notify_webhook import WebhookConfig, WebhookNotifier, generate_secret
 

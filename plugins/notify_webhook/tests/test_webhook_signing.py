@@ -10,8 +10,8 @@ import pytest
 
 from aecflow.config import validate
 from aecflow.errors import ConfigError
+from aecflow.loading.plugins import PluginHost
 from aecflow.notify import DeliveryStatus
-from aecflow.plugins import PluginHost
 from aecflow_notify_webhook import (
     WebhookConfig,
     WebhookNotifier,

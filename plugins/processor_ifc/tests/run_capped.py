@@ -4,7 +4,7 @@
 
 Imports everything first, then caps RLIMIT_AS at the current address space plus
 HEADROOM_MB, so the cap bites on the model, not on loading IfcOpenShell's libraries. Prints
-one JSON line per file with the outcome classified like ``aecflow._child`` does.
+one JSON line per file with the outcome classified like ``aecflow.isolation.child`` does.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pydantic
 import pytest
 from ifc_support import TINY
 
-from aecflow.plugins import PluginHost
+from aecflow.loading.plugins import PluginHost
 from aecflow.processing import ResourceNeeds
 from aecflow_processor_ifc import IfcProcessor, IfcProcessorConfig
 

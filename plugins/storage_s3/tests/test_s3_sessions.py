@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from s3_support import MIB, Bucket, PresignGateway, host_settings, live_host
 from test_s3_flow import TINY_IFC, poll, s3_table
 
-from aecflow.db.schema import uploads
+from aecflow.store.schema import uploads
 
 PART = 5 * MIB
 

@@ -21,9 +21,9 @@ from dataclasses import replace
 from starlette.requests import Request
 from starlette.responses import Response
 
-from aecflow import tokens
+from aecflow.access import tokens
+from aecflow.access.audit import Operation
 from aecflow.actor import Actor, acting_as
-from aecflow.audit import Operation
 from aecflow.host.errors import error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]

@@ -7,11 +7,11 @@ import datetime as dt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from aecflow.catalog import FileQuery
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 from aecflow.host.content import stream_object
 from aecflow.host.ops import parse_time
+from aecflow.store.files import FileQuery
 
 MAX_URL_EXPIRY = dt.timedelta(days=7)
 

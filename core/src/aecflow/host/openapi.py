@@ -19,10 +19,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from aecflow.catalog import MAX_PAGE, STATUSES
 from aecflow.processing import Outcome
-from aecflow.records import PROCESSING_KEYS
-from aecflow.sessions import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Status
+from aecflow.store.files import MAX_PAGE, STATUSES
+from aecflow.store.records import PROCESSING_KEYS
+from aecflow.uploads.service import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Status
 from aecflow.validation import (
     MAX_FILENAME_BYTES,
     MAX_METADATA_ENTRIES,

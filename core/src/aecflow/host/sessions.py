@@ -1,6 +1,6 @@
 """Resumable upload sessions over HTTP (see docs/uploads.md for the protocol).
 
-The routes are thin: :class:`~aecflow.sessions.UploadSessions` does the work. What lives here
+The routes are thin: :class:`~aecflow.uploads.service.UploadSessions` does the work. What lives here
 is HTTP's part: parsing the JSON body, pointing host-transport parts at this host's own URL,
 and streaming a part's body through the same concurrency cap as streamed uploads.
 """
@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from aecflow.errors import InvalidInput
 from aecflow.host.uploads import expected_sha256, in_upload_slot
-from aecflow.sessions import UploadSessions
+from aecflow.uploads.service import UploadSessions
 
 #: A session request lists at most 10,000 part checksums (about 700 KB of JSON).
 MAX_JSON_BODY = 2 * 1024 * 1024

@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, Response
 
 from aecflow import actor as actors
 from aecflow import validation
+from aecflow.access.audit import Operation
 from aecflow.actor import Role
-from aecflow.audit import Operation
 from aecflow.errors import AecflowError, InvalidInput, TooLarge
 from aecflow.host.errors import error_response
 from aecflow.host.multipart import MultipartFile

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from aecflow.db.schema import JSON, UTCDateTime
+from aecflow.store.schema import JSON, UTCDateTime
 
 revision = "0004"
 down_revision = "0003"

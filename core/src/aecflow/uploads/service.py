@@ -29,10 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import actor as actors
 from aecflow import telemetry, validation
+from aecflow.access.audit import Operation
 from aecflow.actor import Role
-from aecflow.audit import Operation
 from aecflow.breaker import admitted
-from aecflow.db.schema import upload_parts, uploads
 from aecflow.errors import (
     AecflowError,
     Conflict,
@@ -45,8 +44,9 @@ from aecflow.errors import (
 )
 from aecflow.ids import looks_like_id, uuid7
 from aecflow.observe import timed
-from aecflow.records import FileRecord
 from aecflow.storage import AssembledObject, PartInfo, Storage
+from aecflow.store.records import FileRecord
+from aecflow.store.schema import upload_parts, uploads
 from aecflow.streams import HEAD_BYTES, LimitedStream
 
 if TYPE_CHECKING:

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aecflow import actor as actors
-from aecflow.db.schema import audit_log
 from aecflow.errors import AecflowError, InvalidInput
 from aecflow.ids import uuid7
+from aecflow.store.schema import audit_log
 
 #: Arbitrary constant: the advisory lock that serialises hash-chained audit writes.
 CHAIN_LOCK_ID = 0x61756474
@@ -161,7 +161,7 @@ class AuditLog:
     async def search(
         self, *, limit: int = 50, cursor: str | None = None, **filters: Any
     ) -> dict[str, Any]:
-        from aecflow.catalog import MAX_PAGE, decode_cursor, encode_cursor
+        from aecflow.store.files import MAX_PAGE, decode_cursor, encode_cursor
 
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="invalid_query")

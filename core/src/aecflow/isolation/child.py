@@ -1,4 +1,4 @@
-"""The child side of processor isolation, run as ``python -m aecflow._child``.
+"""The child side of processor isolation, run as ``python -m aecflow.isolation.child``.
 
 The parent (:mod:`aecflow.isolation`) sends one pickled job on stdin. The job holds only plain
 Python values, so unpickling it imports nothing: the limits are in force before any processor

@@ -20,13 +20,13 @@ import sqlalchemy as sa
 from opentelemetry import propagate, trace
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aecflow import leases
-from aecflow.audit import Operation
+from aecflow.access.audit import Operation
 from aecflow.breaker import CircuitBreaker
-from aecflow.db.schema import outbox
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.observe import Observation
 from aecflow.retries import backoff, db_retries
+from aecflow.store import leases
+from aecflow.store.schema import outbox
 from aecflow.telemetry import continued, tracer
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import functools
 
 from alembic import context
 
-from aecflow.db.schema import include_object, metadata
+from aecflow.store.schema import include_object, metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aecflow.db.schema import jobs, outbox
 from aecflow.ids import uuid7
+from aecflow.store.schema import jobs, outbox
 
 
 def new_owner(kind: str) -> str:

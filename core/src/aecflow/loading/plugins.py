@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "aecflow"
 #: Plugins that ship inside the core (the log notifier); always loaded unless disabled.
-BUILTIN_PLUGINS: tuple[str, ...] = ("aecflow.builtins", "aecflow.telemetry")
+BUILTIN_PLUGINS: tuple[str, ...] = ("aecflow.loading.builtins", "aecflow.telemetry")
 #: How long an async broadcast implementation may run before it is abandoned.
 HOOK_TIMEOUT_S = 10.0
 

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import telemetry
-from aecflow.db.schema import outbox
 from aecflow.ids import uuid7
 from aecflow.notify import Notifier
-from aecflow.records import FileRecord
+from aecflow.store.records import FileRecord
+from aecflow.store.schema import outbox
 
 PAYLOAD_VERSION = 1
 EVENT_TYPES = (

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import validation
 from aecflow.actor import Actor, Role
-from aecflow.db.schema import api_tokens
 from aecflow.errors import InvalidInput, NotFound
 from aecflow.ids import uuid7
+from aecflow.store.schema import api_tokens
 
 PREFIX = "aecf_"
 _DURATION = re.compile(r"^(\d+)([smhdw])$")

@@ -1,7 +1,7 @@
 """The processing worker: claims jobs, runs processors in isolated children, records outcomes.
 
 Any number of workers (threads of one host or ``aecflow worker`` processes on many machines)
-share the ``jobs`` table through leases (see :mod:`aecflow.leases`). A job's lease is renewed
+share the ``jobs`` table through leases (see :mod:`aecflow.store.leases`). A job's lease is renewed
 while its child runs; if renewal finds the lease taken over, the child is killed. Finishing is
 fenced on the lease owner, so a worker that lost its lease cannot overwrite the result.
 
@@ -26,21 +26,21 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from aecflow import leases
-from aecflow.audit import Operation
-from aecflow.components import ProcessorBinding
-from aecflow.db.schema import files, jobs
+from aecflow.access.audit import Operation
 from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
+from aecflow.loading.components import ProcessorBinding
 from aecflow.observe import Observation
 from aecflow.processing import Outcome, ProcessingContext
-from aecflow.records import FileRecord, FileStatus
 from aecflow.retries import backoff, db_retries
+from aecflow.store import leases
+from aecflow.store.records import FileRecord, FileStatus
+from aecflow.store.schema import files, jobs
 from aecflow.telemetry import continued, tracer
 
 if TYPE_CHECKING:
     from aecflow.flow import Flow
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("aecflow.worker")  # a stable name: users filter on it
 
 MiB = 1024 * 1024
 #: Outcomes that another attempt could change.

@@ -34,7 +34,7 @@ from typing import Any, Self
 import httpx
 import stamina
 
-from aecflow._parts import (
+from aecflow.client.parts import (
     Digests,
     MiB,
     choose_part_size,

@@ -17,9 +17,9 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import validation
-from aecflow.db.schema import files
 from aecflow.errors import InvalidInput
-from aecflow.records import FileRecord, Page
+from aecflow.store.records import FileRecord, Page
+from aecflow.store.schema import files
 
 MAX_PAGE = 1000
 STATUSES = frozenset({"stored", "processing", "processed", "failed"})

@@ -2,9 +2,9 @@
 
 Processors are plain synchronous code, often native (IfcOpenShell), fed files from strangers.
 In a child process a segfault, a runaway allocation or an endless loop costs one run, never the
-host. The child (:mod:`aecflow._child`) applies the limits before it imports the processor and
-reports every outcome it can still report as a JSON file; the parent classifies the rest from
-the exit status, its own timer and the log.
+host. The child (:mod:`aecflow.isolation.child`) applies the limits before it imports the
+processor and reports every outcome it can still report as a JSON file; the parent classifies
+the rest from the exit status, its own timer and the log.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import pydantic
 
-from aecflow._child import import_path
+from aecflow.isolation.child import import_path
 from aecflow.processing import Outcome, ProcessingContext
 from aecflow.registry import Registration
 
@@ -163,7 +163,7 @@ async def _run_in(
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "aecflow._child",
+            "aecflow.isolation.child",
             stdin=asyncio.subprocess.PIPE,
             stdout=log,
             stderr=asyncio.subprocess.STDOUT,

@@ -1,0 +1,1 @@
+"""Processing jobs: the worker that claims them and runs each in an isolated child."""

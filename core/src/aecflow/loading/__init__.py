@@ -1,0 +1,1 @@
+"""Loading plugins and building the configured backends into a runtime."""

@@ -1,0 +1,1 @@
+"""Events and their delivery: the transactional outbox and its dispatcher."""

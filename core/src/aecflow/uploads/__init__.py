@@ -1,0 +1,1 @@
+"""Resumable upload sessions: parts, completion and the sweeper of expired ones."""
