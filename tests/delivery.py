@@ -30,7 +30,7 @@ async def deliver_until(
     timeout_s: float = 20.0,
 ) -> Dispatcher:
     """Run delivery rounds for every destination until ``done(rows)`` holds."""
-    dispatcher = dispatcher or Dispatcher(flow)
+    dispatcher = dispatcher or Dispatcher(flow.runtime)
     deadline = time.monotonic() + timeout_s
     while True:
         rows = await outbox_rows(flow)

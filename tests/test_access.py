@@ -175,10 +175,10 @@ async def test_audit_rows_for_each_action_and_no_secret_anywhere(
             failed = await client.post("/v1/projects/a/files?filename=empty.ok", content=b"")
             assert failed.status_code == 400
             file_id = created["id"]
-            await Worker(flow).run_until_idle()
+            await Worker(flow.runtime).run_until_idle()
             from aecflow.outbox.dispatcher import Dispatcher
 
-            await Dispatcher(flow).run_until_idle()
+            await Dispatcher(flow.runtime).run_until_idle()
             await client.get("/v1/projects/a/files")
             await client.get(f"/v1/files/{file_id}")
             content = await client.get(f"/v1/files/{file_id}/content")

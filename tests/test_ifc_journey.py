@@ -81,7 +81,7 @@ async def test_edge_files_get_classified_outcomes_and_the_worker_goes_on(
         ids = {}
         for name, *_ in EDGE_CASES:
             ids[name] = (await flow.ingest_file("edge", SAMPLES / name)).id
-        worker = Worker(flow, concurrency=2)
+        worker = Worker(flow.runtime, concurrency=2)
         await worker.run_until_idle(include_retries=True)
         for name, status, outcome in EDGE_CASES:
             record = await flow.get(ids[name])
@@ -129,14 +129,14 @@ async def test_a_model_too_big_for_its_memory_cap_ends_out_of_memory(
     )
     async with Flow.open(settings) as flow:
         big = await flow.ingest("p1", "big.ifc", file_chunks(model))
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         record = await flow.get(big.id)
         assert (record.status, record.processing["outcome"]) == ("failed", "out_of_memory"), (
             record.processing["error"]
         )
         assert "200" in record.processing["error"]
         fine = await flow.ingest("p1", "notes.txt", file_chunks(small))  # the worker goes on
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         assert (await flow.get(fine.id)).status == "processed"
 
     refused = make_settings(
@@ -146,7 +146,7 @@ async def test_a_model_too_big_for_its_memory_cap_ends_out_of_memory(
     )
     async with Flow.open(refused) as flow:
         big = await flow.ingest("p1", "big.ifc", file_chunks(model))
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         record = await flow.get(big.id)
         assert record.processing["outcome"] == "out_of_memory"
         assert "needs about" in record.processing["error"], "refused before running"

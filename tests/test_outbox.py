@@ -54,7 +54,7 @@ async def test_breaker_stops_spending_attempts_then_dead_letters_and_redelivers(
         await flow.ingest("p1", "a.bin", aiter_bytes(b"data"))
         notifier = flow.notifiers["flaky"]
         breaker = flow.breakers["notifier:flaky"]
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
 
         while breaker.state.value == "closed":
             await dispatcher.deliver_once("flaky", notifier)
@@ -92,7 +92,7 @@ async def test_events_for_every_state_change_reach_the_destination(
         await flow.delete(record.id)
         await flow.restore(record.id)
         await flow.purge(record.id)
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         delivered = flow.notifiers["flaky"].delivered
     assert [e.type for e in delivered] == [
         "file.stored",
@@ -111,7 +111,7 @@ async def test_every_operation_is_observed(tmp_path: Path, database_url: str) ->
     settings = outbox_settings(tmp_path, database_url, fail_times=3)
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         await flow.ingest("p1", "a.ok", aiter_bytes(b"x\n"))
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         await deliver_until(flow, lambda r: all(row["status"] == "delivered" for row in r))
     seen = {}
     for observation in engine_plugin.OBSERVED:

@@ -73,7 +73,7 @@ async def test_concurrent_workers_process_every_job_exactly_once(
     settings.processing.lease_s = 60  # expiry has its own test; here leases must hold
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         ids = await ingest_many(flow, 200)
-        pool = [Worker(flow, concurrency=4, runner=counting_runner) for _ in range(workers)]
+        pool = [Worker(flow.runtime, concurrency=4, runner=counting_runner) for _ in range(workers)]
         await asyncio.gather(*(worker.run_until_idle() for worker in pool))
         async with flow.engine.connect() as conn:
             statuses = collections.Counter(
@@ -103,15 +103,13 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_is_fenced(
     """A worker that vanished mid-job (its lease never renewed, as after SIGKILL)."""
     async with Flow.open(engine_settings(tmp_path, database_url), plugins=PLUGINS) as flow:
         [file_id] = await ingest_many(flow, 1)
-        dead = Worker(flow, owner="worker:dead-host:1", runner=quick_runner)
+        dead = Worker(flow.runtime, owner="worker:dead-host:1", runner=quick_runner)
         async with flow.engine.begin() as conn:
-            from aecflow.store import leases
+            from aecflow.store import jobs as job_rows
 
-            [job] = await leases.claim_jobs(
-                conn, dead.owner, 1, dead.lease, dt.datetime.now(dt.UTC)
-            )
+            [job] = await job_rows.claim(conn, dead.owner, 1, dead.lease, dt.datetime.now(dt.UTC))
         # Nothing claims a leased job before its lease runs out...
-        survivor = Worker(flow, runner=quick_runner)
+        survivor = Worker(flow.runtime, runner=quick_runner)
         assert await survivor.fill() == 0
         await asyncio.sleep(dead.lease.total_seconds() + 0.2)
         # ...and after it, another worker takes it over and finishes it.
@@ -145,7 +143,7 @@ async def test_each_processor_failure_is_classified_and_the_worker_lives_on(
         records = {}
         for name, *_ in OUTCOMES:
             records[name] = await flow.ingest("p1", name, aiter_bytes(b"one\ntwo\n"))
-        worker = Worker(flow, concurrency=2)
+        worker = Worker(flow.runtime, concurrency=2)
         await worker.run_until_idle(include_retries=True)
         for name, status, outcome, needle in OUTCOMES:
             record = await flow.get(records[name].id)
@@ -173,7 +171,7 @@ async def test_file_that_needs_more_memory_than_allowed_fails_without_running(
             "N", (), {"memory_mb": 10**6, "timeout_s": None}
         )()
         record = await flow.ingest("p1", "big.ok", aiter_bytes(b"x"))
-        await Worker(flow, runner=quick_runner).run_until_idle()
+        await Worker(flow.runtime, runner=quick_runner).run_until_idle()
         record = await flow.get(record.id)
         assert record.processing["outcome"] == "out_of_memory"
         assert "needs about 1000000 MB" in record.processing["error"]
@@ -245,8 +243,8 @@ async def test_concurrency_is_bounded_by_memory(tmp_path: Path, database_url: st
     settings = engine_settings(tmp_path, database_url)
     settings.processing.memory_limit_mb = total_mb // 4
     async with Flow.open(settings, plugins=PLUGINS) as flow:
-        assert Worker(flow, concurrency=64).concurrency == 3  # 80 % of RAM / (RAM / 4)
-        assert Worker(flow, concurrency=2).concurrency == 2
+        assert Worker(flow.runtime, concurrency=64).concurrency == 3  # 80 % of RAM / (RAM / 4)
+        assert Worker(flow.runtime, concurrency=2).concurrency == 2
 
 
 async def test_backend_without_local_paths_gets_a_temporary_copy(
@@ -257,7 +255,7 @@ async def test_backend_without_local_paths_gets_a_temporary_copy(
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         data = b"one\ntwo\nthree\n" * 100_000
         record = await flow.ingest("p1", "copy me.ok", aiter_bytes(data))
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         record = await flow.get(record.id)
     assert record.processing["result"] == {
         "bytes": len(data),
@@ -273,7 +271,7 @@ async def test_running_worker_sweeps_leftover_temp_files(tmp_path: Path, databas
     )
     async with Flow.open(settings) as flow:
         stop = asyncio.Event()
-        running = asyncio.create_task(Worker(flow).run(stop))
+        running = asyncio.create_task(Worker(flow.runtime).run(stop))
         try:
             # Left after start-up, so only a sweep of the running worker can find them.
             tmp_dir = flow.storage.tmp_dir

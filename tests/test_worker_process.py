@@ -119,7 +119,7 @@ async def test_sigkilled_worker_job_is_finished_by_another(
         assert process.returncode == -signal.SIGKILL
         # Another worker takes over once the lease has run out, and finishes the job.
         await asyncio.sleep(2.2)
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         done = await flow.get(record.id)
         assert done.status == "processed"
         assert done.processing["result"] == {"slept": 3.0, "bytes": 3}
@@ -146,7 +146,7 @@ async def test_sigterm_hands_running_work_back(
         async with flow.engine.connect() as conn:
             job = (await conn.execute(sa.select(jobs))).mappings().one()
         assert (job["status"], job["lease_owner"], job["attempts"]) == ("queued", None, 0)
-        await Worker(flow).run_until_idle()
+        await Worker(flow.runtime).run_until_idle()
         assert (await flow.get(record.id)).status == "processed"
 
 

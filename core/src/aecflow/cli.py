@@ -363,11 +363,11 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with _open_flow(settings) as flow:
-        runner = Worker(flow, concurrency=concurrency)
+        runner = Worker(flow.runtime, concurrency=concurrency)
         log.warning("worker %s started: concurrency %d", runner.owner, runner.concurrency)
         tasks = [runner.run(stop, grace_s=grace), flow.uploads.run_sweeper(stop)]
         if dispatch:
-            tasks.append(Dispatcher(flow).run(stop))
+            tasks.append(Dispatcher(flow.runtime).run(stop))
         await asyncio.gather(*tasks)
     flush_telemetry()
     log.warning("worker %s stopped", runner.owner)

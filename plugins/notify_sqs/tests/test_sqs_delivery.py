@@ -64,7 +64,7 @@ async def test_events_arrive_with_body_and_attributes(
     settings = sqs_settings(tmp_path, database_url, destination(queue_url, moto_endpoint))
     async with Flow.open(settings) as flow:
         file_ids = await ingest(flow, 3)
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         rows = await outbox_rows(flow)
     assert all_delivered(rows)
     messages = await drain(sqs, queue_url)
@@ -102,7 +102,7 @@ async def test_more_than_ten_events_go_in_batches_of_ten(
     async with Flow.open(settings) as flow:
         await ingest(flow, 25)
         calls = count_batches(flow.notifiers["sqs"])
-        assert await Dispatcher(flow).deliver_once("sqs", flow.notifiers["sqs"]) == 25
+        assert await Dispatcher(flow.runtime).deliver_once("sqs", flow.notifiers["sqs"]) == 25
         rows = await outbox_rows(flow)
     assert sorted(calls) == [5, 10, 10]
     assert all_delivered(rows)
@@ -124,7 +124,7 @@ async def test_batches_respect_the_queue_size_limit_read_at_start(
         await ingest(flow, 6, metadata={"note": "n" * 1000})  # over 1 KiB per message
         totals: list[int] = []
         calls = count_batches(notifier, totals)
-        await Dispatcher(flow).deliver_once("sqs", notifier)
+        await Dispatcher(flow.runtime).deliver_once("sqs", notifier)
         rows = await outbox_rows(flow)
     assert all_delivered(rows)
     assert sum(calls) == 6 and 1 < len(calls) < 6, calls
@@ -160,7 +160,7 @@ async def test_partial_batch_failure_delivers_the_rest_without_duplicates(
         notifier.client.meta.events.register(
             "before-parameter-build.sqs.SendMessageBatch", spoil_one
         )
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         await dispatcher.deliver_once("sqs", notifier)
         rows = await outbox_rows(flow)
         [failed] = [row for row in rows if row["status"] != "delivered"]
@@ -185,12 +185,12 @@ async def test_fifo_groups_and_deduplicates_a_redelivered_event(
         assert flow.notifiers["sqs"].fifo
         await ingest(flow, 2, project="tower-a")
         await ingest(flow, 1, project="tower-b")
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         # the acknowledgement is lost (a dispatcher died after sending): the rows go back to
         # pending and another round sends the same events again
         async with flow.engine.begin() as conn:
             await conn.execute(sa.update(outbox).values(status="pending", delivered_at=None))
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         rows = await outbox_rows(flow)
     assert all_delivered(rows) and all(row["attempts"] == 2 for row in rows)
     messages = await drain(sqs, fifo_queue_url)
@@ -213,7 +213,7 @@ async def test_fifo_group_per_file(
     async with Flow.open(settings) as flow:
         [file_id] = await ingest(flow, 1)
         await flow.delete(file_id)
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
     messages = await drain(sqs, fifo_queue_url)
     assert [m["Attributes"]["MessageGroupId"] for m in messages] == [file_id, file_id]
     assert [b["type"] for b in bodies(messages)] == ["file.stored", "file.deleted"]
@@ -236,7 +236,7 @@ async def test_endpoint_down_and_back_loses_nothing(
             await ingest(flow, 15)
             await proxy.stop()  # SQS unreachable
             breaker = flow.breakers["notifier:sqs"]
-            dispatcher = Dispatcher(flow)
+            dispatcher = Dispatcher(flow.runtime)
             calls = count_batches(flow.notifiers["sqs"])
             assert await dispatcher.deliver_once("sqs", flow.notifiers["sqs"]) == 15
             assert calls == [10], "once the queue is unreachable, the round stops"
@@ -272,7 +272,7 @@ async def test_oversized_event_is_dead_lettered_and_redelivered_after_the_limit_
     async with Flow.open(settings) as flow:
         await ingest(flow, 1)
         await ingest(flow, 1, metadata={"note": "n" * 1000})
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         small, big = await outbox_rows(flow)
         assert small["status"] == "delivered"
         assert (big["status"], big["attempts"]) == ("dead", 1)
@@ -299,7 +299,7 @@ async def test_a_limit_lowered_after_start_is_noticed(
         await sqs.set_queue_attributes(
             QueueUrl=queue_url, Attributes={"MaximumMessageSize": "1024"}
         )
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         await dispatcher.deliver_once("sqs", flow.notifiers["sqs"])
         rows = await outbox_rows(flow)
         assert all(r["status"] == "pending" and "InvalidParameterValue" in r["last_error"]
@@ -321,7 +321,7 @@ async def test_a_deleted_queue_disables_the_destination_and_keeps_events(
     async with Flow.open(settings) as flow:
         await ingest(flow, 2)
         await sqs.delete_queue(QueueUrl=queue_url)
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         await dispatcher.deliver_once("sqs", flow.notifiers["sqs"])
         rows = await outbox_rows(flow)
         assert "sqs" in dispatcher.disabled
@@ -388,7 +388,7 @@ async def test_queues_and_a_webhook_each_keep_their_own_state(
     async with Flow.open(settings) as flow:
         [file_id] = await ingest(flow, 1)
         await flow.delete(file_id)
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         hook_breaker = flow.breakers["notifier:hook"]
         while hook_breaker.state.value == "closed":  # retries wait out their backoff
             for name, notifier in flow.notifiers.items():

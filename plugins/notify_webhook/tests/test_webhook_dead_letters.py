@@ -74,7 +74,7 @@ async def test_dead_letters_are_listed_over_http_and_redelivered(
         first = page["items"][0]
         answer = await client.post(f"/v1/events/dead/{first['id']}/redeliver")
         assert answer.status_code == 202
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         assert receiver.delivered_ids() == [first["event_id"]]
         assert len((await client.get("/v1/events/dead")).json()["items"]) == 2
 

@@ -43,7 +43,7 @@ async def test_events_arrive_signed_with_their_payload(
     settings = hook_settings(tmp_path, database_url, webhook(receiver))
     async with Flow.open(settings) as flow:
         file_ids = await ingest(flow, 3)
-        await Dispatcher(flow).run_until_idle()
+        await Dispatcher(flow.runtime).run_until_idle()
         rows = await outbox_rows(flow)
     assert all_delivered(rows) and not receiver.forged
     assert sorted(receiver.delivered_ids()) == sorted(row["event_id"] for row in rows)
@@ -111,7 +111,7 @@ async def test_gone_endpoint_is_disabled_and_its_events_kept(
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver, max_concurrency=1))
     async with Flow.open(settings) as flow:
         await ingest(flow, 3)
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         assert await dispatcher.deliver_once("webhook", flow.notifiers["webhook"]) == 3
         assert "410" in dispatcher.disabled["webhook"]
         assert await dispatcher.deliver_once("webhook", flow.notifiers["webhook"]) == 0
@@ -139,7 +139,7 @@ async def test_hanging_receiver_times_out_and_opens_the_breaker(
     async with Flow.open(settings) as flow:
         await ingest(flow, 3)
         breaker = flow.breakers["notifier:webhook"]
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         assert await dispatcher.deliver_once("webhook", flow.notifiers["webhook"]) == 3
         rows = await outbox_rows(flow)
         assert len(receiver.attempts) == 1, "after a timeout the rest of the round is not sent"
@@ -168,7 +168,7 @@ async def test_redirect_is_a_failure_and_never_followed(
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver, max_concurrency=1))
     async with Flow.open(settings) as flow:
         await ingest(flow, 1)
-        dispatcher = Dispatcher(flow)
+        dispatcher = Dispatcher(flow.runtime)
         await dispatcher.deliver_once("webhook", flow.notifiers["webhook"])
         [row] = await outbox_rows(flow)
         assert row["status"] == "pending" and row["attempts"] == 1
@@ -190,7 +190,7 @@ async def test_rate_limit_retry_after_is_honoured(
     async with Flow.open(settings) as flow:
         await ingest(flow, 2)
         before = dt.datetime.now(dt.UTC)
-        await Dispatcher(flow).deliver_once("webhook", flow.notifiers["webhook"])
+        await Dispatcher(flow.runtime).deliver_once("webhook", flow.notifiers["webhook"])
         rows = await outbox_rows(flow)
     waits = sorted((row["available_at"] - before).total_seconds() for row in rows)
     assert waits[0] >= 90 - 1 and waits[1] >= 120 - 1, waits
@@ -204,7 +204,7 @@ async def test_too_large_for_the_receiver_is_dead_at_once(
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver))
     async with Flow.open(settings) as flow:
         await ingest(flow, 1)
-        await Dispatcher(flow).deliver_once("webhook", flow.notifiers["webhook"])
+        await Dispatcher(flow.runtime).deliver_once("webhook", flow.notifiers["webhook"])
         [row] = await outbox_rows(flow)
         assert (row["status"], row["attempts"]) == ("dead", 1)
         assert row["last_error"].startswith("HTTP 413")
@@ -222,7 +222,8 @@ async def test_concurrency_per_endpoint_is_bounded(
     )
     async with Flow.open(settings) as flow:
         await ingest(flow, 12)
-        assert await Dispatcher(flow).deliver_once("webhook", flow.notifiers["webhook"]) == 12
+        dispatcher = Dispatcher(flow.runtime)
+        assert await dispatcher.deliver_once("webhook", flow.notifiers["webhook"]) == 12
         rows = await outbox_rows(flow)
     assert all_delivered(rows)
     assert receiver.max_inflight == 3
@@ -247,7 +248,7 @@ async def test_several_destinations_keep_their_own_state(
             async with Flow.open(settings) as flow:
                 [file_id] = await ingest(flow, 1)
                 await flow.delete(file_id)
-                dispatcher = Dispatcher(flow)
+                dispatcher = Dispatcher(flow.runtime)
                 while flow.breakers["notifier:bad"].state.value == "closed":
                     for name, notifier in flow.notifiers.items():
                         await dispatcher.deliver_once(name, notifier)

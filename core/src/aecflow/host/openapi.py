@@ -22,7 +22,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from aecflow.processing import Outcome
 from aecflow.store.files import MAX_PAGE, STATUSES
 from aecflow.store.records import PROCESSING_KEYS
-from aecflow.uploads.service import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Status
+from aecflow.store.statuses import UploadStatus as Status
+from aecflow.uploads.service import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE
 from aecflow.validation import (
     MAX_FILENAME_BYTES,
     MAX_METADATA_ENTRIES,

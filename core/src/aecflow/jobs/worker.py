@@ -22,23 +22,26 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 
 from aecflow.access.audit import Operation
+from aecflow.clock import iso
 from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
 from aecflow.loading.components import ProcessorBinding
+from aecflow.loading.runtime import Runtime
 from aecflow.observe import Observation
+from aecflow.outbox.events import announce
 from aecflow.processing import Outcome, ProcessingContext
 from aecflow.retries import backoff, db_retries
+from aecflow.store import files as catalog
+from aecflow.store import jobs as job_rows
 from aecflow.store import leases
-from aecflow.store.records import FileRecord, FileStatus
+from aecflow.store.records import FileRecord
 from aecflow.store.schema import files, jobs
+from aecflow.store.statuses import FileStatus
 from aecflow.telemetry import continued, tracer
-
-if TYPE_CHECKING:
-    from aecflow.flow import Flow
 
 log = logging.getLogger("aecflow.worker")  # a stable name: users filter on it
 
@@ -46,10 +49,6 @@ MiB = 1024 * 1024
 #: Outcomes that another attempt could change.
 RETRYABLE = frozenset({Outcome.CRASHED})
 INFRASTRUCTURE = "infrastructure"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def fit_concurrency(wanted: int, memory_limit_mb: int) -> int:
@@ -85,14 +84,14 @@ class Verdict:
 class Worker:
     def __init__(
         self,
-        flow: Flow,
+        runtime: Runtime,
         *,
         concurrency: int | None = None,
         owner: str | None = None,
         runner: Runner = run_isolated,
     ) -> None:
-        settings = flow.settings.processing
-        self.flow = flow
+        settings = runtime.settings.processing
+        self.runtime = runtime
         #: Runs one processing; the isolated child process unless a test says otherwise.
         self.runner = runner
         self.concurrency = fit_concurrency(
@@ -100,10 +99,11 @@ class Worker:
         )
         self.owner = owner or leases.new_owner("worker")
         self.lease = dt.timedelta(seconds=settings.lease_s)
-        self.poll_s = flow.settings.worker.poll_interval_s
-        self.wake = asyncio.Event()
+        self.poll_s = runtime.settings.worker.poll_interval_s
+        #: Set by :meth:`Runtime.wake` when this process commits new work.
+        self.wake = runtime.listen()
         self.running: dict[str, asyncio.Task[None]] = {}
-        self.workdir = Path(flow.settings.data_dir) / "work"
+        self.workdir = Path(runtime.settings.data_dir) / "work"
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -133,14 +133,14 @@ class Worker:
     async def _sweep_temp(self, stop: asyncio.Event) -> None:
         """Every ``[worker] temp_sweep_interval_s``: a host killed mid-upload leaves temp files
         that the start-up sweep would only find at the next start."""
-        settings = self.flow.settings.worker
+        settings = self.runtime.settings.worker
         while True:
             with suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.temp_sweep_interval_s)
             if stop.is_set():
                 return
             try:
-                await self.flow.storage.sweep_temp(settings.temp_max_age_s)
+                await self.runtime.storage.sweep_temp(settings.temp_max_age_s)
             except Exception as exc:
                 log.warning("temp sweep failed (%s: %s); retrying", type(exc).__name__, exc)
 
@@ -159,7 +159,7 @@ class Worker:
                 return
 
     async def _retries_pending(self) -> bool:
-        async with self.flow.engine.connect() as conn:
+        async with self.runtime.engine.connect() as conn:
             count = await conn.scalar(
                 sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
             )
@@ -181,9 +181,9 @@ class Worker:
         free = self.concurrency - len(self.running)
         if free <= 0:
             return 0
-        now = utcnow()
-        async with self.flow.engine.begin() as conn:
-            rows = await leases.claim_jobs(conn, self.owner, free, self.lease, now)
+        now = self.runtime.clock()
+        async with self.runtime.engine.begin() as conn:
+            rows = await job_rows.claim(conn, self.owner, free, self.lease, now)
             for row in rows:
                 await conn.execute(
                     sa.update(files)
@@ -208,7 +208,7 @@ class Worker:
     # -- one job ---------------------------------------------------------------------------
 
     async def _execute(self, job: dict[str, Any]) -> None:
-        started = utcnow()
+        started = self.runtime.clock()
         attributes = {
             "job_id": job["id"],
             "file_id": job["file_id"],
@@ -250,10 +250,10 @@ class Worker:
             outcome, error_type = "error", type(exc).__name__
             log.exception("job %s could not be recorded; its lease will expire", job["id"])
         finally:
-            self.flow.emit(
+            self.runtime.emit(
                 Observation(
                     "worker.job",
-                    (utcnow() - started).total_seconds(),
+                    (self.runtime.clock() - started).total_seconds(),
                     outcome,
                     error_type,
                     attributes,
@@ -280,8 +280,10 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             try:
-                async with self.flow.engine.begin() as conn:
-                    ours = await leases.renew(conn, jobs, job_id, self.owner, self.lease, utcnow())
+                async with self.runtime.engine.begin() as conn:
+                    ours = await leases.renew(
+                        conn, jobs, job_id, self.owner, self.lease, self.runtime.clock()
+                    )
             except Exception as exc:
                 log.warning("could not renew lease of job %s: %s", job_id, exc)
                 continue
@@ -290,14 +292,14 @@ class Worker:
                 return False
 
     async def _run(self, job: Mapping[str, Any]) -> Verdict:
-        async with self.flow.engine.connect() as conn:
+        async with self.runtime.engine.connect() as conn:
             row = (
                 (await conn.execute(sa.select(files).where(files.c.id == job["file_id"])))
                 .mappings()
                 .first()
             )
         record = FileRecord.from_row(row) if row else None
-        binding = self.flow.processors.get(job["processor"])
+        binding = self.runtime.processors.get(job["processor"])
         if record is None or record.purged or binding is None:
             why = (
                 "the file was purged"
@@ -323,7 +325,7 @@ class Worker:
             raise
         except Exception as exc:  # storage or the machine failed us, not the file
             report = _report(Outcome.CRASHED, f"{INFRASTRUCTURE}: {type(exc).__name__}: {exc}")
-        self.flow.emit(
+        self.runtime.emit(
             Observation(
                 "processing.run",
                 report.duration_s,
@@ -353,15 +355,15 @@ class Worker:
 
     @property
     def max_attempts(self) -> int:
-        return self.flow.settings.processing.max_attempts
+        return self.runtime.settings.processing.max_attempts
 
     @property
     def retry_backoff_s(self) -> float:
-        return self.flow.settings.processing.retry_backoff_s
+        return self.runtime.settings.processing.retry_backoff_s
 
     def limits_for(self, binding: ProcessorBinding, size: int) -> tuple[Limits, str | None]:
         """Per-processor settings, else the global ones; the processor may ask for less."""
-        settings = self.flow.settings.processing
+        settings = self.runtime.settings.processing
         memory = binding.settings.memory_limit_mb or settings.memory_limit_mb
         timeout = binding.settings.timeout_s or settings.timeout_s
         needs = binding.processor.resources(size)
@@ -378,7 +380,7 @@ class Worker:
     @asynccontextmanager
     async def local_copy(self, record: FileRecord) -> AsyncIterator[Path]:
         """A path the child can read: the backend's own, or a temporary copy streamed to disk."""
-        path = await self.flow.storage.local_path(record.storage_key)
+        path = await self.runtime.storage.local_path(record.storage_key)
         if path is not None:
             yield path
             return
@@ -387,7 +389,7 @@ class Worker:
         copy = tmpdir / record.filename  # validated: a bare name, so the suffix is kept
         try:
             with copy.open("wb") as handle:
-                async for chunk in self.flow.storage.open(record.storage_key):
+                async for chunk in self.runtime.storage.open(record.storage_key):
                     await asyncio.to_thread(handle.write, chunk)
             yield copy
         finally:
@@ -401,7 +403,7 @@ class Worker:
                 await self._record(job, verdict, started)
 
     async def _record(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
-        report, now = verdict.report, utcnow()
+        report, now = verdict.report, self.runtime.clock()
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
             job_values = {"status": "done" if succeeded else "failed"}
@@ -410,7 +412,7 @@ class Worker:
                 "status": "queued",
                 "available_at": now + backoff(job["attempts"], self.retry_backoff_s, 3600.0),
             }
-        async with self.flow.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(jobs)
                 .where(leases.held_by(jobs, job["id"], self.owner), jobs.c.status == "running")
@@ -428,8 +430,8 @@ class Worker:
                 "processor": verdict.processor,
                 "outcome": report.outcome.value,
                 "error": report.error,
-                "started_at": _iso(started),
-                "finished_at": _iso(now),
+                "started_at": iso(started),
+                "finished_at": iso(now),
                 "duration_s": round(report.duration_s, 3),
                 "result": report.result,
                 "attempts": job["attempts"],
@@ -451,10 +453,10 @@ class Worker:
                 .values(status=status, processing=processing, updated_at=now)
             )
             if verdict.final:
-                await self.flow.audit.insert(
+                await self.runtime.audit.insert(
                     conn,
                     Operation(
-                        self.flow.audit,
+                        self.runtime.audit,
                         f"processing.{report.outcome.value}",
                         False,
                         file_id=job["file_id"],
@@ -464,15 +466,15 @@ class Worker:
                     ),
                 )
             if verdict.final and report.outcome is not Outcome.SKIPPED:
-                record = await self.flow.get_in(conn, job["file_id"])
+                record = await catalog.get(conn, job["file_id"])
                 if record is not None and not record.purged:
                     event = "file.processed" if succeeded else "file.processing_failed"
-                    await self.flow.announce(conn, event, record, now)
+                    await announce(conn, self.runtime.notifiers, event, record, now)
 
     async def _release(self, job: Mapping[str, Any]) -> None:
         """Hand a job back (shutdown): queued again, and the attempt does not count."""
         try:
-            async with self.flow.engine.begin() as conn:
+            async with self.runtime.engine.begin() as conn:
                 await conn.execute(
                     sa.update(jobs)
                     .where(leases.held_by(jobs, job["id"], self.owner))
@@ -481,7 +483,7 @@ class Worker:
                         lease_owner=None,
                         lease_until=None,
                         attempts=jobs.c.attempts - 1,
-                        available_at=utcnow(),
+                        available_at=self.runtime.clock(),
                     )
                 )
         except Exception:
@@ -492,7 +494,3 @@ def _report(outcome: Outcome, error: str | None) -> RunReport:
     return RunReport(
         outcome=outcome, result=None, error=error, duration_s=0.0, peak_rss_mb=None, log_tail=""
     )
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from opentelemetry import propagate, trace
@@ -22,21 +22,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow.access.audit import Operation
 from aecflow.breaker import CircuitBreaker
+from aecflow.loading.runtime import Runtime
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.observe import Observation
 from aecflow.retries import backoff, db_retries
 from aecflow.store import leases
+from aecflow.store import outbox as outbox_rows
 from aecflow.store.schema import outbox
 from aecflow.telemetry import continued, tracer
 
-if TYPE_CHECKING:
-    from aecflow.flow import Flow
-
 log = logging.getLogger(__name__)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def event_from_row(row: Mapping[str, Any], span: trace.Span | None = None) -> Event:
@@ -57,18 +52,19 @@ def event_from_row(row: Mapping[str, Any], span: trace.Span | None = None) -> Ev
 
 
 class Dispatcher:
-    def __init__(self, flow: Flow, *, owner: str | None = None) -> None:
-        self.flow = flow
-        self.settings = flow.settings.outbox
+    def __init__(self, runtime: Runtime, *, owner: str | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings.outbox
         self.owner = owner or leases.new_owner("dispatcher")
         self.lease = dt.timedelta(seconds=self.settings.lease_s)
-        self.poll_s = flow.settings.worker.poll_interval_s
-        self.wake = asyncio.Event()
+        self.poll_s = runtime.settings.worker.poll_interval_s
+        #: Set by :meth:`Runtime.wake` when this process commits new events.
+        self.wake = runtime.listen()
         #: Destinations that answered "gone" (webhook 410): events are kept, not sent.
         self.disabled: dict[str, str] = {}
 
     def breaker(self, name: str) -> CircuitBreaker:
-        return self.flow.breakers[f"notifier:{name}"]
+        return self.runtime.breakers[f"notifier:{name}"]
 
     # -- loops -----------------------------------------------------------------------------
 
@@ -76,7 +72,7 @@ class Dispatcher:
         """One delivery loop per destination until ``stop`` is set."""
         loops = [
             asyncio.create_task(self._loop(name, notifier, stop), name=f"outbox {name}")
-            for name, notifier in self.flow.notifiers.items()
+            for name, notifier in self.runtime.notifiers.items()
         ]
         if loops:
             await asyncio.gather(*loops)
@@ -106,7 +102,7 @@ class Dispatcher:
         """Deliver until no destination has a due event it can take now (CLI and tests)."""
         while True:
             sent = 0
-            for name, notifier in self.flow.notifiers.items():
+            for name, notifier in self.runtime.notifiers.items():
                 sent += await self.deliver_once(name, notifier)
             if not sent:
                 return
@@ -117,9 +113,9 @@ class Dispatcher:
         """Claim and deliver one batch for ``name``; returns how many events were attempted."""
         if name in self.disabled or self.breaker(name).retry_after() is not None:
             return 0
-        now = utcnow()
-        async with self.flow.engine.begin() as conn:
-            rows = await leases.claim_outbox(
+        now = self.runtime.clock()
+        async with self.runtime.engine.begin() as conn:
+            rows = await outbox_rows.claim(
                 conn, name, self.owner, notifier.max_batch, self.lease, now
             )
         if not rows:
@@ -192,7 +188,7 @@ class Dispatcher:
             span.set_attribute("aecflow.outcome", outcome.status.value)
             if outcome.status is not DeliveryStatus.DELIVERED:
                 span.set_status(trace.StatusCode.ERROR, outcome.error or outcome.status.value)
-            self.flow.emit(
+            self.runtime.emit(
                 Observation(
                     "outbox.delivery",
                     time.monotonic() - started,
@@ -208,13 +204,13 @@ class Dispatcher:
     ) -> None:
         """Record a batch's outcomes in one transaction: delivered rows in one statement (the
         common case, and the dispatcher's throughput), the others one by one."""
-        now = utcnow()
+        now = self.runtime.clock()
         delivered = [
             r
             for r in rows
             if outcomes.get(r["event_id"], _MISSING).status is DeliveryStatus.DELIVERED
         ]
-        async with self.flow.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
             if delivered:
                 done = set(
                     (
@@ -236,7 +232,7 @@ class Dispatcher:
                         )
                     ).scalars()
                 )
-                await self.flow.audit.insert_many(
+                await self.runtime.audit.insert_many(
                     conn,
                     [
                         self._audit_row(name, row, "event.delivered", None)
@@ -273,7 +269,7 @@ class Dispatcher:
                 "attempts": attempts,
                 "last_error": outcome.error or "rejected",
             }
-            self.flow.emit(
+            self.runtime.emit(
                 Observation(
                     "outbox.dead_letter",
                     0.0,
@@ -292,7 +288,7 @@ class Dispatcher:
         fence = leases.held_by(outbox, row["id"], self.owner)
         result = await conn.execute(sa.update(outbox).where(fence).values(**values))
         if dead and result.rowcount:
-            await self.flow.audit.insert(
+            await self.runtime.audit.insert(
                 conn, self._audit_row(name, row, "event.dead", "dead_letter")
             )
 
@@ -300,7 +296,7 @@ class Dispatcher:
         self, name: str, row: Mapping[str, Any], action: str, error_code: str | None
     ) -> dict[str, Any]:
         return Operation(
-            self.flow.audit,
+            self.runtime.audit,
             action,
             False,
             project=row["project"],

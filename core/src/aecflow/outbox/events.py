@@ -12,14 +12,15 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import telemetry
+from aecflow.clock import iso
 from aecflow.ids import uuid7
 from aecflow.notify import Notifier
+from aecflow.store import outbox as outbox_rows
 from aecflow.store.records import FileRecord
-from aecflow.store.schema import outbox
+from aecflow.store.statuses import OutboxStatus
 
 PAYLOAD_VERSION = 1
 EVENT_TYPES = (
@@ -42,7 +43,7 @@ def file_event(event_type: str, record: FileRecord, now: dt.datetime) -> dict[st
         "id": uuid7(),
         "type": event_type,
         "version": PAYLOAD_VERSION,
-        "occurred_at": now.isoformat().replace("+00:00", "Z"),
+        "occurred_at": iso(now),
         "project": record.project,
         "file": data,
     }
@@ -65,7 +66,7 @@ async def enqueue(
             "file_id": event["file"]["id"],
             "payload": dict(event),
             "traceparent": telemetry.traceparent(),
-            "status": "pending",
+            "status": OutboxStatus.PENDING,
             "attempts": 0,
             "available_at": now,
             "created_at": now,
@@ -74,5 +75,16 @@ async def enqueue(
         if notifier.wants(event["type"])
     ]
     if rows:
-        await conn.execute(sa.insert(outbox), rows)
+        await outbox_rows.insert(conn, rows)
     return len(rows)
+
+
+async def announce(
+    conn: AsyncConnection,
+    notifiers: Mapping[str, Notifier],
+    event_type: str,
+    record: FileRecord,
+    now: dt.datetime,
+) -> None:
+    """Queue ``event_type`` of ``record`` for every destination, in the caller's transaction."""
+    await enqueue(conn, file_event(event_type, record, now), notifiers.items(), now)

@@ -1,4 +1,4 @@
-"""Queries over the ``files`` table: fetch, search and paginate.
+"""The ``files`` table: insert, update, scrub, fetch, search and paginate.
 
 Listing orders by id descending (UUIDv7: newest first) and the cursor is the last id seen, so a
 page is one index range scan whatever the table size, and pages never repeat or skip a row
@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -20,6 +21,7 @@ from aecflow import validation
 from aecflow.errors import InvalidInput
 from aecflow.store.records import FileRecord, Page
 from aecflow.store.schema import files
+from aecflow.store.statuses import FileStatus
 
 MAX_PAGE = 1000
 STATUSES = frozenset({"stored", "processing", "processed", "failed"})
@@ -109,3 +111,62 @@ async def search(conn: AsyncConnection, query: FileQuery) -> Page:
     items = [FileRecord.from_row(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit
     return Page(items, encode_cursor(items[-1].id) if more and items else None)
+
+
+async def insert(
+    conn: AsyncConnection,
+    *,
+    id: str,
+    project: str,
+    filename: str,
+    size: int,
+    sha256: str,
+    content_type: str | None,
+    storage_backend: str,
+    storage_key: str,
+    meta: Mapping[str, Any],
+    processing: Mapping[str, Any],
+    now: dt.datetime,
+) -> None:
+    """A new file row, ``stored``: its bytes are already in storage."""
+    await conn.execute(
+        sa.insert(files).values(
+            id=id,
+            project=project,
+            filename=filename,
+            size=size,
+            sha256=sha256,
+            content_type=content_type,
+            storage_backend=storage_backend,
+            storage_key=storage_key,
+            status=FileStatus.STORED,
+            meta=dict(meta),
+            processing=dict(processing),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+
+
+async def update(conn: AsyncConnection, file_id: str, **values: Any) -> None:
+    """Set columns of one file row (callers pass ``updated_at``)."""
+    await conn.execute(sa.update(files).where(files.c.id == file_id).values(**values))
+
+
+async def scrub(
+    conn: AsyncConnection, file_id: str, *, deleted_at: dt.datetime, now: dt.datetime
+) -> None:
+    """Purge: keep the row (ids stay stable for events and audit) but nothing personal."""
+    await update(
+        conn,
+        file_id,
+        filename="",
+        sha256="",
+        content_type=None,
+        meta={},
+        processing=None,
+        storage_key="",
+        deleted_at=deleted_at,
+        purged_at=now,
+        updated_at=now,
+    )

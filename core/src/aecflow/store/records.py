@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aecflow.clock import iso as _iso
+
 #: The keys of ``processing`` in every record, in order.
 PROCESSING_KEYS = (
     "processor",
@@ -30,17 +32,6 @@ def result_warnings(result: Any) -> list[str]:
     if not isinstance(found, list):
         return []
     return [item for item in found if isinstance(item, str)]
-
-
-class FileStatus:
-    STORED = "stored"
-    PROCESSING = "processing"
-    PROCESSED = "processed"
-    FAILED = "failed"
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True, slots=True)

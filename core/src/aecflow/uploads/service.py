@@ -22,7 +22,7 @@ import logging
 import math
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -32,6 +32,7 @@ from aecflow import telemetry, validation
 from aecflow.access.audit import Operation
 from aecflow.actor import Role
 from aecflow.breaker import admitted
+from aecflow.clock import iso
 from aecflow.errors import (
     AecflowError,
     Conflict,
@@ -42,15 +43,16 @@ from aecflow.errors import (
     StorageInvalid,
     TooLarge,
 )
+from aecflow.files.ingest import Ingest, Unprocessable, choose_processor
+from aecflow.files.reads import Reads
 from aecflow.ids import looks_like_id, uuid7
+from aecflow.loading.runtime import Runtime
 from aecflow.observe import timed
 from aecflow.storage import AssembledObject, PartInfo, Storage
 from aecflow.store.records import FileRecord
 from aecflow.store.schema import upload_parts, uploads
+from aecflow.store.statuses import UploadStatus
 from aecflow.streams import HEAD_BYTES, LimitedStream
-
-if TYPE_CHECKING:
-    from aecflow.flow import Flow
 
 log = logging.getLogger(__name__)
 Method = TypeVar("Method", bound=Callable[..., Awaitable[Any]])
@@ -64,14 +66,6 @@ MAX_PARTS = 10_000
 COMPLETE_LEASE = dt.timedelta(minutes=15)
 #: Sessions cleaned per sweep round.
 SWEEP_BATCH = 100
-
-
-class Status:
-    OPEN = "open"
-    COMPLETING = "completing"
-    COMPLETED = "completed"
-    ABORTED = "aborted"
-    EXPIRED = "expired"
 
 
 #: Arbitrary constant: the advisory lock that serialises the quota check of opening sessions.
@@ -92,14 +86,6 @@ class UploadExpired(AecflowError):
     code = "upload_expired"
     http_status = 410
     exit_code = 4
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def choose_part_size(size: int, requested: int | None, default: int) -> int:
@@ -164,7 +150,7 @@ def observed(name: str) -> Callable[[Method], Method]:
         @functools.wraps(method)
         async def run(self: UploadSessions, *args: Any, **kwargs: Any) -> Any:
             with (
-                timed(name, self.flow.plugins.observe),
+                timed(name, self.runtime.plugins.observe),
                 telemetry.tracer.start_as_current_span(f"aecflow.{name}"),
             ):
                 return await method(self, *args, **kwargs)
@@ -177,12 +163,14 @@ def observed(name: str) -> Callable[[Method], Method]:
 class UploadSessions:
     """Open, fill, complete, abort and sweep upload sessions of one flow."""
 
-    def __init__(self, flow: Flow) -> None:
-        self.flow = flow
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._ingest = Ingest(runtime)
+        self._reads = Reads(runtime)
 
     @property
     def _storage(self) -> Storage:
-        return self.flow.storage
+        return self.runtime.storage
 
     # -- opening and reading ---------------------------------------------------------------
 
@@ -200,8 +188,8 @@ class UploadSessions:
         metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Open a session for a file of ``size`` bytes; returns its view (with part targets)."""
-        flow = self.flow
-        async with flow.audit.operation(
+        runtime = self.runtime
+        async with runtime.audit.operation(
             "upload.open", read_only=False, project=str(project)[:64]
         ) as op:
             project = validation.project_name(project)
@@ -213,10 +201,10 @@ class UploadSessions:
             content_type = validation.content_type(content_type)
             if not isinstance(size, int) or isinstance(size, bool) or size < 1:
                 raise InvalidInput("size must be a positive number of bytes", code="invalid_size")
-            if size > flow.settings.uploads.max_size:
+            if size > runtime.settings.uploads.max_size:
                 raise TooLarge(
                     f"a file of {size} bytes is larger than the limit of "
-                    f"{flow.settings.uploads.max_size} bytes"
+                    f"{runtime.settings.uploads.max_size} bytes"
                 )
             declared = validation.sha256_hex(sha256) if sha256 else None
             direct = self._storage.direct_upload
@@ -226,7 +214,7 @@ class UploadSessions:
                     "sees the bytes to compute it",
                     code="sha256_required",
                 )
-            part_size = choose_part_size(size, part_size, flow.settings.uploads.part_size)
+            part_size = choose_part_size(size, part_size, runtime.settings.uploads.part_size)
             part_count = math.ceil(size / part_size)
             parts_declared = None
             if part_sha256 is not None:
@@ -236,22 +224,20 @@ class UploadSessions:
                         code="invalid_checksum",
                     )
                 parts_declared = [validation.sha256_hex(value) for value in part_sha256]
-            if flow.settings.processing.refuse_unprocessable and not self._may_process(
+            if runtime.settings.processing.refuse_unprocessable and not self._may_process(
                 filename, content_type
             ):
-                from aecflow.flow import Unprocessable
-
                 raise Unprocessable(f"no processor accepts {filename!r}")
             upload_id, file_id = uuid7(), uuid7()
             key = f"{project}/{file_id}"
-            with admitted(flow.breakers["storage"]):
+            with admitted(runtime.breakers["storage"]):
                 handle = await self._storage.create_multipart(
                     key,
                     content_type=content_type,
                     metadata={"project": project, "file-id": file_id},
                     part_checksums=parts_declared is not None,
                 )
-            now = utcnow()
+            now = self.runtime.clock()
             row = {
                 "id": upload_id,
                 "project": project,
@@ -268,16 +254,16 @@ class UploadSessions:
                 "storage_key": key,
                 "storage_upload_id": handle,
                 "file_id": file_id,
-                "status": Status.OPEN,
+                "status": UploadStatus.OPEN,
                 "created_at": now,
                 "updated_at": now,
-                "expires_at": now + dt.timedelta(seconds=flow.settings.uploads.session_ttl_s),
+                "expires_at": now + dt.timedelta(seconds=runtime.settings.uploads.session_ttl_s),
             }
             op.note(file_id=file_id, storage_key=key, details={"upload_id": upload_id})
             if who.id.startswith("token:"):
                 row["opened_by"] = who.id
             try:
-                async with flow.engine.begin() as conn:
+                async with runtime.engine.begin() as conn:
                     if conn.dialect.name == "postgresql":
                         await conn.execute(
                             sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": QUOTA_LOCK_ID}
@@ -297,7 +283,7 @@ class UploadSessions:
     ) -> None:
         """Refuse the session just inserted if it takes its project or its token past the
         caps on open sessions or on the bytes they declare (``[uploads] max_open_*``)."""
-        limits = self.flow.settings.uploads
+        limits = self.runtime.settings.uploads
         scopes = [
             (uploads.c.project, row["project"], f"project {row['project']!r}", "project"),
         ]
@@ -310,7 +296,7 @@ class UploadSessions:
                         sa.func.count(), sa.func.coalesce(sa.func.sum(uploads.c.size), 0)
                     ).where(
                         column == value,
-                        uploads.c.status.in_([Status.OPEN, Status.COMPLETING]),
+                        uploads.c.status.in_([UploadStatus.OPEN, UploadStatus.COMPLETING]),
                         uploads.c.expires_at > now,
                     )
                 )
@@ -336,7 +322,7 @@ class UploadSessions:
         media_type = (content_type or "").split(";")[0]
         return any(
             suffix in binding.processor.suffixes or media_type in binding.processor.media_types
-            for binding in self.flow.processors.values()
+            for binding in self.runtime.processors.values()
         )
 
     async def describe(self, upload_id: str) -> dict[str, Any]:
@@ -347,7 +333,7 @@ class UploadSessions:
     async def admit_part(self, upload_id: str) -> None:
         """Refuse (and audit) a part the actor may not send, before its body is read: a
         request that will be refused must not hold an upload slot while it streams."""
-        op = Operation(self.flow.audit, "upload.part", False)
+        op = Operation(self.runtime.audit, "upload.part", False)
         try:
             row = await self._load(upload_id)
             op.note(project=row["project"], file_id=row["file_id"])
@@ -355,7 +341,7 @@ class UploadSessions:
             self._require_open(row)
         except AecflowError as exc:
             outcome = "denied" if exc.code in ("forbidden", "project_not_found") else "error"
-            await self.flow.audit.record(op.row(outcome, exc.code))
+            await self.runtime.audit.record(op.row(outcome, exc.code))
             raise
 
     async def find(
@@ -371,8 +357,8 @@ class UploadSessions:
         actors.current().require_project(project)
         query = sa.select(uploads).where(
             uploads.c.project == project,
-            uploads.c.status == Status.OPEN,
-            uploads.c.expires_at > utcnow(),
+            uploads.c.status == UploadStatus.OPEN,
+            uploads.c.expires_at > self.runtime.clock(),
         )
         if sha256:
             query = query.where(uploads.c.sha256 == validation.sha256_hex(sha256))
@@ -380,7 +366,7 @@ class UploadSessions:
             query = query.where(uploads.c.filename == filename)
         if size is not None:
             query = query.where(uploads.c.size == size)
-        async with self.flow.engine.connect() as conn:
+        async with self.runtime.engine.connect() as conn:
             rows = (await conn.execute(query.order_by(uploads.c.id.desc()).limit(100))).mappings()
             found = [dict(row) for row in rows]
         return [self._summary(row, None) for row in found]
@@ -390,7 +376,7 @@ class UploadSessions:
             raise NotFound(f"upload session {upload_id!r} does not exist", code="upload_not_found")
         query = sa.select(uploads).where(uploads.c.id == upload_id)
         if conn is None:
-            async with self.flow.engine.connect() as own:
+            async with self.runtime.engine.connect() as own:
                 row = (await own.execute(query)).mappings().first()
         else:
             row = (await conn.execute(query)).mappings().first()
@@ -402,12 +388,12 @@ class UploadSessions:
     async def _received(self, row: Mapping[str, Any]) -> dict[int, PartInfo]:
         """Parts the session holds, by number: our records, or the backend's for direct ones."""
         if row["transport"] == "direct":
-            with admitted(self.flow.breakers["storage"]):
+            with admitted(self.runtime.breakers["storage"]):
                 listed = await self._storage.list_parts(
                     row["storage_key"], row["storage_upload_id"]
                 )
             return {part.number: part for part in listed}
-        async with self.flow.engine.connect() as conn:
+        async with self.runtime.engine.connect() as conn:
             result = await conn.execute(
                 sa.select(upload_parts).where(upload_parts.c.upload_id == row["id"])
             )
@@ -417,13 +403,13 @@ class UploadSessions:
             }
 
     async def _view(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        live = row["status"] == Status.OPEN and row["expires_at"] > utcnow()
+        live = row["status"] == UploadStatus.OPEN and row["expires_at"] > self.runtime.clock()
         received = await self._received(row) if live else None
         view = self._summary(row, received)
         if not live:
             return view
         if row["transport"] == "direct":  # host parts get their URL from the HTTP layer
-            expires = row["expires_at"] - utcnow()
+            expires = row["expires_at"] - self.runtime.clock()
             declared = row["part_sha256"] or []
             for part in view["parts"]:
                 if part["received"]:
@@ -443,8 +429,11 @@ class UploadSessions:
         self, row: Mapping[str, Any], received: Mapping[int, PartInfo] | None
     ) -> dict[str, Any]:
         status = row["status"]
-        if status in (Status.OPEN, Status.COMPLETING) and row["expires_at"] <= utcnow():
-            status = Status.EXPIRED
+        if (
+            status in (UploadStatus.OPEN, UploadStatus.COMPLETING)
+            and row["expires_at"] <= self.runtime.clock()
+        ):
+            status = UploadStatus.EXPIRED
         view: dict[str, Any] = {
             "id": row["id"],
             "project": row["project"],
@@ -457,9 +446,9 @@ class UploadSessions:
             "part_count": row["part_count"],
             "transport": row["transport"],
             "status": status,
-            "file_id": row["file_id"] if status == Status.COMPLETED else None,
-            "created_at": _iso(row["created_at"]),
-            "expires_at": _iso(row["expires_at"]),
+            "file_id": row["file_id"] if status == UploadStatus.COMPLETED else None,
+            "created_at": iso(row["created_at"]),
+            "expires_at": iso(row["expires_at"]),
         }
         if received is None:
             return view
@@ -490,8 +479,8 @@ class UploadSessions:
         sha256: str | None = None,
     ) -> dict[str, Any]:
         """Store part ``number`` of a host session from ``chunks`` (exactly its length)."""
-        flow = self.flow
-        async with flow.audit.operation("upload.part", read_only=False) as op:
+        runtime = self.runtime
+        async with runtime.audit.operation("upload.part", read_only=False) as op:
             row = await self._load(upload_id)
             op.note(project=row["project"], file_id=row["file_id"])
             who = actors.current()
@@ -518,7 +507,9 @@ class UploadSessions:
             if forgotten is not None:
                 await asyncio.shield(self._discard_part(row, forgotten))
             try:
-                with admitted(flow.breakers["storage"], caller_failed=lambda: stream.source_failed):
+                with admitted(
+                    runtime.breakers["storage"], caller_failed=lambda: stream.source_failed
+                ):
                     stored = await self._storage.put_part(
                         row["storage_key"],
                         row["storage_upload_id"],
@@ -557,7 +548,7 @@ class UploadSessions:
         replaced. The session row is updated first: that locks it, so recordings of one
         session and its ``complete`` claim run one after the other, and the last attempt to
         finish before the claim is the one completion publishes."""
-        async with self.flow.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
             await self._lock_open(conn, upload_id)
             old = await self._delete_part(conn, upload_id, stored.number)
             await conn.execute(
@@ -567,7 +558,7 @@ class UploadSessions:
                     size=stored.size,
                     sha256=stored.sha256,
                     etag=stored.etag,
-                    received_at=utcnow(),
+                    received_at=self.runtime.clock(),
                 )
             )
             await op.write(conn)
@@ -586,8 +577,8 @@ class UploadSessions:
         """Touch the session row (locking it until ``conn`` commits); raises unless open."""
         still_open = await conn.execute(
             sa.update(uploads)
-            .where(uploads.c.id == upload_id, uploads.c.status == Status.OPEN)
-            .values(updated_at=utcnow())
+            .where(uploads.c.id == upload_id, uploads.c.status == UploadStatus.OPEN)
+            .values(updated_at=self.runtime.clock())
         )
         if still_open.rowcount != 1:  # aborted or completing while the part streamed
             self._require_open(await self._load(upload_id, conn))
@@ -609,24 +600,24 @@ class UploadSessions:
     async def _forget_part(self, upload_id: str, number: int) -> PartInfo | None:
         """Unrecord part ``number`` while the session is open (never under a completion that
         already listed it); returns the attempt that was recorded."""
-        async with self.flow.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
             await self._lock_open(conn, upload_id)
             return await self._delete_part(conn, upload_id, number)
 
     def _require_open(self, row: Mapping[str, Any]) -> None:
         status = row["status"]
-        if status == Status.COMPLETED:
+        if status == UploadStatus.COMPLETED:
             raise Conflict(
                 f"upload session {row['id']} is already completed (file {row['file_id']})",
                 code="upload_completed",
             )
-        if status == Status.ABORTED:
+        if status == UploadStatus.ABORTED:
             raise Conflict(f"upload session {row['id']} was aborted", code="upload_aborted")
-        if status == Status.EXPIRED or row["expires_at"] <= utcnow():
+        if status == UploadStatus.EXPIRED or row["expires_at"] <= self.runtime.clock():
             raise UploadExpired(
-                f"upload session {row['id']} expired at {_iso(row['expires_at'])}; start a new one"
+                f"upload session {row['id']} expired at {iso(row['expires_at'])}; start a new one"
             )
-        if status == Status.COMPLETING:
+        if status == UploadStatus.COMPLETING:
             raise Conflict(
                 f"upload session {row['id']} is being completed; ask again shortly",
                 code="upload_completing",
@@ -637,23 +628,23 @@ class UploadSessions:
     @observed("upload.complete")
     async def complete(self, upload_id: str) -> tuple[FileRecord, bool]:
         """Verify and publish; returns the file and whether this call published it."""
-        flow = self.flow
-        async with flow.audit.operation("upload.complete", read_only=False) as op:
+        runtime = self.runtime
+        async with runtime.audit.operation("upload.complete", read_only=False) as op:
             row = await self._load(upload_id)
             op.note(project=row["project"], file_id=row["file_id"], storage_key=row["storage_key"])
             actors.current().require(Role.WRITER, "uploading")
-            if row["status"] == Status.COMPLETED:
-                return await flow.get(row["file_id"]), False
+            if row["status"] == UploadStatus.COMPLETED:
+                return await self._reads.get(row["file_id"]), False
             if not await self._claim(upload_id):
                 row = await self._load(upload_id)
-                if row["status"] == Status.COMPLETED:  # a concurrent call just finished it
-                    return await flow.get(row["file_id"]), False
+                if row["status"] == UploadStatus.COMPLETED:  # a concurrent call just finished it
+                    return await self._reads.get(row["file_id"]), False
                 self._require_open(row)
                 raise Conflict(f"upload session {upload_id} cannot be completed now")
             try:
                 assembled = await self._assemble(row)
             except BaseException:  # the parts are still there: the client may try again
-                await asyncio.shield(self._set_status(upload_id, Status.OPEN))
+                await asyncio.shield(self._set_status(upload_id, UploadStatus.OPEN))
                 raise
             op.note(bytes_in=assembled.size)
             try:
@@ -669,8 +660,8 @@ class UploadSessions:
     async def _assemble(self, row: Mapping[str, Any]) -> AssembledObject:
         """Join the verified parts into the file, or find the file an earlier call joined
         before its publication failed."""
-        flow, key = self.flow, row["storage_key"]
-        with admitted(flow.breakers["storage"]):
+        runtime, key = self.runtime, row["storage_key"]
+        with admitted(runtime.breakers["storage"]):
             try:
                 info = await self._storage.stat(key)
             except ObjectNotFound:
@@ -680,7 +671,7 @@ class UploadSessions:
             sha256 = row["sha256"] if direct else await self._sha256_of(key)
             return AssembledObject(key, info.size, sha256, info.etag)
         parts = await self._verified_parts(row)
-        with admitted(flow.breakers["storage"]):
+        with admitted(runtime.breakers["storage"]):
             return await self._storage.complete_multipart(
                 key,
                 row["storage_upload_id"],
@@ -699,33 +690,37 @@ class UploadSessions:
         """Best effort: when the database is what failed, the completing lease runs out and
         the next ``complete`` takes over instead."""
         try:
-            await self._set_status(upload_id, Status.OPEN)
+            await self._set_status(upload_id, UploadStatus.OPEN)
         except Exception as exc:
             log.warning("could not reopen upload session %s (%s)", upload_id, exc)
 
     async def _claim(self, upload_id: str) -> bool:
-        now = utcnow()
-        async with self.flow.engine.begin() as conn:
+        now = self.runtime.clock()
+        async with self.runtime.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(uploads)
                 .where(
                     uploads.c.id == upload_id,
                     uploads.c.expires_at > now,
                     sa.or_(
-                        uploads.c.status == Status.OPEN,
-                        sa.and_(uploads.c.status == Status.COMPLETING, uploads.c.lease_until < now),
+                        uploads.c.status == UploadStatus.OPEN,
+                        sa.and_(
+                            uploads.c.status == UploadStatus.COMPLETING, uploads.c.lease_until < now
+                        ),
                     ),
                 )
-                .values(status=Status.COMPLETING, lease_until=now + COMPLETE_LEASE, updated_at=now)
+                .values(
+                    status=UploadStatus.COMPLETING, lease_until=now + COMPLETE_LEASE, updated_at=now
+                )
             )
         return result.rowcount == 1
 
     async def _set_status(self, upload_id: str, status: str, **values: Any) -> None:
-        async with self.flow.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
             await conn.execute(
                 sa.update(uploads)
                 .where(uploads.c.id == upload_id)
-                .values(status=status, lease_until=None, updated_at=utcnow(), **values)
+                .values(status=status, lease_until=None, updated_at=self.runtime.clock(), **values)
             )
 
     async def _verified_parts(self, row: Mapping[str, Any]) -> list[PartInfo]:
@@ -764,7 +759,7 @@ class UploadSessions:
         self, row: Mapping[str, Any], assembled: AssembledObject, op: Operation
     ) -> FileRecord:
         """Check the assembled object and record it as a new file (see ``Flow.publish``)."""
-        flow, key = self.flow, row["storage_key"]
+        runtime, key = self.runtime, row["storage_key"]
         if assembled.size != row["size"]:
             raise InvalidInput(
                 f"the assembled file has {assembled.size} bytes, the session declared "
@@ -781,22 +776,22 @@ class UploadSessions:
         sha256 = assembled.sha256 or declared
         assert sha256 is not None  # direct sessions require a declared checksum
         head = await self._head(key)
-        binding = flow.choose_processor(row["filename"], row["content_type"], head)
-        if binding is None and flow.settings.processing.refuse_unprocessable:
-            from aecflow.flow import Unprocessable
-
+        binding = choose_processor(runtime, row["filename"], row["content_type"], head)
+        if binding is None and runtime.settings.processing.refuse_unprocessable:
             raise Unprocessable(f"no processor accepts {row['filename']!r}")
 
         async def mark_completed(conn: AsyncConnection, now: dt.datetime) -> None:
             await conn.execute(
                 sa.update(uploads)
                 .where(uploads.c.id == row["id"])
-                .values(status=Status.COMPLETED, lease_until=None, updated_at=now, cleaned_at=now)
+                .values(
+                    status=UploadStatus.COMPLETED, lease_until=None, updated_at=now, cleaned_at=now
+                )
             )
             await conn.execute(sa.delete(upload_parts).where(upload_parts.c.upload_id == row["id"]))
 
         stored = AssembledObject(key, assembled.size, sha256, assembled.etag, assembled.version)
-        return await flow.publish(
+        return await self._ingest.publish(
             row["file_id"],
             row["project"],
             row["filename"],
@@ -822,53 +817,58 @@ class UploadSessions:
             await self._discard(row["storage_key"], row["storage_upload_id"])
             await self._storage.delete(row["storage_key"])
         finally:
-            await self._set_status(row["id"], Status.ABORTED, cleaned_at=utcnow())
+            await self._set_status(row["id"], UploadStatus.ABORTED, cleaned_at=self.runtime.clock())
 
     # -- aborting and expiry ---------------------------------------------------------------
 
     @observed("upload.abort")
     async def abort(self, upload_id: str) -> None:
         """Abort a session and remove its parts; aborting an aborted or expired one is fine."""
-        async with self.flow.audit.operation("upload.abort", read_only=False) as op:
+        async with self.runtime.audit.operation("upload.abort", read_only=False) as op:
             row = await self._load(upload_id)
             op.note(project=row["project"], file_id=row["file_id"])
             actors.current().require(Role.WRITER, "aborting an upload")
-            if row["status"] == Status.COMPLETED:
+            if row["status"] == UploadStatus.COMPLETED:
                 raise Conflict(
                     f"upload session {upload_id} is completed (file {row['file_id']}); delete "
                     "the file instead",
                     code="upload_completed",
                 )
-            if row["status"] == Status.COMPLETING and row["lease_until"] > utcnow():
+            if (
+                row["status"] == UploadStatus.COMPLETING
+                and row["lease_until"] > self.runtime.clock()
+            ):
                 raise Conflict(
                     f"upload session {upload_id} is being completed", code="upload_completing"
                 )
-            if row["status"] not in (Status.ABORTED, Status.EXPIRED):
-                await self._set_status(upload_id, Status.ABORTED)
+            if row["status"] not in (UploadStatus.ABORTED, UploadStatus.EXPIRED):
+                await self._set_status(upload_id, UploadStatus.ABORTED)
         await self._clean(row)
 
     @observed("upload.sweep")
     async def sweep(self) -> int:
         """Expire overdue sessions and remove the parts of expired and aborted ones; returns
         how many sessions were cleaned. Safe to run in several workers at once."""
-        now = utcnow()
-        async with self.flow.engine.begin() as conn:
+        now = self.runtime.clock()
+        async with self.runtime.engine.begin() as conn:
             await conn.execute(
                 sa.update(uploads)
                 .where(
                     uploads.c.expires_at <= now,
                     sa.or_(
-                        uploads.c.status == Status.OPEN,
-                        sa.and_(uploads.c.status == Status.COMPLETING, uploads.c.lease_until < now),
+                        uploads.c.status == UploadStatus.OPEN,
+                        sa.and_(
+                            uploads.c.status == UploadStatus.COMPLETING, uploads.c.lease_until < now
+                        ),
                     ),
                 )
-                .values(status=Status.EXPIRED, lease_until=None, updated_at=now)
+                .values(status=UploadStatus.EXPIRED, lease_until=None, updated_at=now)
             )
             rows = (
                 await conn.execute(
                     sa.select(uploads)
                     .where(
-                        uploads.c.status.in_([Status.EXPIRED, Status.ABORTED]),
+                        uploads.c.status.in_([UploadStatus.EXPIRED, UploadStatus.ABORTED]),
                         uploads.c.cleaned_at.is_(None),
                     )
                     .order_by(uploads.c.id)
@@ -887,13 +887,15 @@ class UploadSessions:
 
     async def _clean(self, row: Mapping[str, Any]) -> None:
         """Remove the parts, and the file if a failed completion had joined them already."""
-        with admitted(self.flow.breakers["storage"]):
+        with admitted(self.runtime.breakers["storage"]):
             await self._storage.abort_multipart(row["storage_key"], row["storage_upload_id"])
             await self._storage.delete(row["storage_key"])
-        async with self.flow.engine.begin() as conn:
+        async with self.runtime.engine.begin() as conn:
             await conn.execute(sa.delete(upload_parts).where(upload_parts.c.upload_id == row["id"]))
             await conn.execute(
-                sa.update(uploads).where(uploads.c.id == row["id"]).values(cleaned_at=utcnow())
+                sa.update(uploads)
+                .where(uploads.c.id == row["id"])
+                .values(cleaned_at=self.runtime.clock())
             )
         log.info("removed the parts of upload session %s (%s)", row["id"], row["status"])
 
@@ -905,7 +907,7 @@ class UploadSessions:
 
     async def run_sweeper(self, stop: asyncio.Event) -> None:
         """Sweep every ``[uploads] sweep_interval_s`` until ``stop`` is set."""
-        interval = self.flow.settings.uploads.sweep_interval_s
+        interval = self.runtime.settings.uploads.sweep_interval_s
         while not stop.is_set():
             try:
                 await self.sweep()
