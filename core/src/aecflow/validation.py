@@ -38,6 +38,23 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` (a string or JSON data) with lone surrogates made U+FFFD.
+
+    They are refused on every write, but a row an older version stored (SQLite) or a
+    processor's error can still hold them, and no UTF-8 response, header or database can."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(item) for item in value]
+    return value
+
+
 def filename(value: Any) -> str:
     """Return the NFC-normalised filename or raise ``InvalidInput`` saying what is wrong."""
     if not isinstance(value, str) or not value.strip():
