@@ -3,12 +3,20 @@ processor errors holding NUL. Over real HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from aecflow.db.schema import jobs, outbox
+from aecflow.flow import Flow
+from aecflow.streams import aiter_bytes
+from aecflow.worker import Worker
+
+from . import engine_plugin
+from .conftest import make_settings
 from .live import live_host
 from .test_host import PLUGINS, host_settings
 
@@ -28,9 +36,7 @@ async def test_rows_an_older_version_stored_with_lone_surrogates_can_be_read(
         live_host(settings, plugins=PLUGINS) as (url, app),
         httpx.AsyncClient(base_url=url, timeout=30) as client,
     ):
-        record = (
-            await client.post("/v1/projects/p1/files?filename=a.ifc", content=b"data")
-        ).json()
+        record = (await client.post("/v1/projects/p1/files?filename=a.ifc", content=b"data")).json()
         session = (
             await client.post("/v1/projects/p1/uploads", json={"filename": "b.ifc", "size": 4})
         ).json()
@@ -71,3 +77,29 @@ async def test_rows_an_older_version_stored_with_lone_surrogates_can_be_read(
         assert deleted.json()["deleted_at"]
         audit = await client.get("/v1/audit")
         assert audit.status_code == 200, audit.text
+
+
+async def test_a_processor_error_with_nul_and_surrogates_fails_the_file_readably(
+    tmp_path: Path, database_url: str
+) -> None:
+    """PostgreSQL refuses NUL in text and JSON (and asyncpg cannot encode a lone surrogate):
+    recording such an error as is left the file ``processing`` for ever."""
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        processing={"max_attempts": 1},
+        worker={"embedded": False},
+        notifiers=[{"backend": "log"}],
+    )
+    async with Flow.open(settings, plugins=[("engine_plugin", engine_plugin)]) as flow:
+        record = await flow.ingest("p1", "model.nul", aiter_bytes(b"data"))
+        await Worker(flow).run_until_idle()
+        done = await flow.get(record.id)
+        async with flow.engine.connect() as conn:
+            last_error = await conn.scalar(sa.select(jobs.c.last_error))
+            payloads = (await conn.execute(sa.select(outbox.c.payload))).scalars().all()
+    readable = "header names schema IFC\ufffd2X3 in file caf\ufffd.ifc"
+    assert done.status == "failed", done.processing
+    assert (done.processing["outcome"], done.processing["error"]) == ("invalid_input", readable)
+    assert last_error == readable
+    assert any(readable in json.dumps(payload, ensure_ascii=False) for payload in payloads)

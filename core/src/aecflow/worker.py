@@ -30,7 +30,7 @@ from aecflow import leases
 from aecflow.audit import Operation
 from aecflow.components import ProcessorBinding
 from aecflow.db.schema import files, jobs
-from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
+from aecflow.isolation import Limits, ProcessorSpec, RunReport, cap_error, run_isolated
 from aecflow.observe import Observation
 from aecflow.processing import Outcome, ProcessingContext
 from aecflow.records import FileRecord, FileStatus
@@ -402,6 +402,9 @@ class Worker:
 
     async def _record(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
         report, now = verdict.report, utcnow()
+        # Again here, for runners other than run_isolated: an error the database refuses would
+        # leave the file ``processing`` for ever.
+        error = cap_error(report.error)
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
             job_values = {"status": "done" if succeeded else "failed"}
@@ -417,7 +420,7 @@ class Worker:
                 .values(
                     lease_owner=None,
                     lease_until=None,
-                    last_error=report.error,
+                    last_error=error,
                     updated_at=now,
                     **job_values,
                 )
@@ -427,7 +430,7 @@ class Worker:
             processing = {
                 "processor": verdict.processor,
                 "outcome": report.outcome.value,
-                "error": report.error,
+                "error": error,
                 "started_at": _iso(started),
                 "finished_at": _iso(now),
                 "duration_s": round(report.duration_s, 3),
