@@ -4,13 +4,16 @@ processor errors holding NUL. Over real HTTP, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from aecflow.client import AsyncClient
 from aecflow.db.schema import jobs, outbox
+from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 from aecflow.streams import aiter_bytes
 from aecflow.worker import Worker
@@ -18,6 +21,7 @@ from aecflow.worker import Worker
 from . import engine_plugin
 from .conftest import make_settings
 from .live import live_host
+from .test_cli import aecflow
 from .test_host import PLUGINS, host_settings
 
 #: The JSON text an older version wrote for metadata holding "\udc00" (``ensure_ascii``).
@@ -103,3 +107,60 @@ async def test_a_processor_error_with_nul_and_surrogates_fails_the_file_readably
     assert (done.processing["outcome"], done.processing["error"]) == ("invalid_input", readable)
     assert last_error == readable
     assert any(readable in json.dumps(payload, ensure_ascii=False) for payload in payloads)
+
+
+class Recording(httpx.AsyncHTTPTransport):
+    """A real transport that notes each request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(f"{request.method} {request.url.path}")
+        return await super().handle_async_request(request)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"filename": "a\udc00.ifc"}, "invalid_filename"),
+        ({"metadata": {"phase": "x\udc00"}}, "invalid_metadata"),
+    ],
+)
+@pytest.mark.parametrize("size", [4, 3 * 1024 * 1024], ids=["streamed", "session"])
+async def test_the_client_refuses_lone_surrogates_before_sending(
+    tmp_path: Path, database_url: str, kwargs: dict, code: str, size: int
+) -> None:
+    path = tmp_path / "model.ifc"
+    path.write_bytes(b"x" * size)
+    transport = Recording()
+    settings = host_settings(tmp_path, database_url, worker={"embedded": False})
+    async with (
+        live_host(settings, plugins=PLUGINS) as (url, _app),
+        AsyncClient(url, stream_threshold=1024 * 1024, transport=transport) as client,
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            await client.upload(path, "p1", **kwargs)
+        assert refused.value.code == code
+        assert "not valid Unicode" in refused.value.message
+    assert transport.sent == []
+
+
+def test_the_cli_refuses_names_and_metadata_that_are_not_utf8(tmp_path: Path) -> None:
+    """A name in bytes that are not UTF-8 reaches Python as a lone surrogate; nothing listens on
+    the server given, so getting past the check would be exit 69, not 2."""
+    name = os.fsdecode(b"caf\xff.ifc")
+    (tmp_path / name).write_bytes(b"data")
+    (tmp_path / "ok.ifc").write_bytes(b"data")
+    server = ("--server", "http://127.0.0.1:9")
+    for args in (
+        ("upload", name, "--project", "demo", *server),
+        ("upload", "ok.ifc", "--project", "demo", "--meta", "phase=" + name, *server),
+        ("ingest", name, "--project", "demo", "--no-wait"),
+        ("ingest", "ok.ifc", "--project", "demo", "--meta", "phase=" + name, "--no-wait"),
+    ):
+        result = aecflow(tmp_path, *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "not valid Unicode" in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
