@@ -86,6 +86,18 @@ class Segfault(Processor):
         return ProcessingResult({})
 
 
+class Unstorable(Processor):
+    """Refuses the file with an error PostgreSQL cannot store as is: a NUL, a lone surrogate."""
+
+    suffixes = (".nul",)
+
+    def __init__(self, config: Empty) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        raise InvalidInput("header names schema IFC\x002X3 in file caf\udcff.ifc")
+
+
 class FlakyConfig(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
     #: Fail this many delivery calls before succeeding; -1 fails forever.
@@ -118,6 +130,7 @@ def register_processors(registry):
     registry.add("t-slow", Slow, config=Empty)
     registry.add("t-hog", Hog, config=Empty)
     registry.add("t-segv", Segfault, config=Empty)
+    registry.add("t-nul", Unstorable, config=Empty)
 
 
 @aecflow.hookimpl

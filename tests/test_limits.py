@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -330,6 +331,7 @@ async def test_an_oversized_request_head_gets_431_and_costs_nothing_more(
         assert status == 431
         assert json.loads(body)["error"]["code"] == "headers_too_large"
         assert headers["connection"] == "close"
+        assert re.fullmatch("[0-9a-f]{32}", headers["x-request-id"])  # as the document says
         assert await big.closed()
         await fitting.send(
             b"GET /health HTTP/1.1\r\nHost: t\r\nX-Fits: " + b"a" * 4096 + b"\r\n\r\n"
@@ -353,8 +355,8 @@ async def test_a_slow_or_silent_connection_is_closed_at_the_header_timeout(
         await served.send(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
         assert (await served.response())[0] == 200
         await slow.send(b"GET /health HTTP/1.1\r\nHost: t\r\nX-Drip: a")
-        status, _, body = await slow.response()
-        assert status == 408
+        status, headers, body = await slow.response()
+        assert status == 408 and headers["x-request-id"]
         assert json.loads(body)["error"]["code"] == "header_timeout"
         assert await slow.closed()
         assert await silent.closed()  # connected, never sent a byte

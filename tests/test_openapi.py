@@ -376,3 +376,37 @@ async def test_docs_are_served_and_show_every_endpoint(tmp_path: Path) -> None:
         assert f"{method.upper()}</span> {path}</h3>" in page.text, (method, path)
     for name in openapi.document()["components"]["schemas"]:
         assert f'id="schema-{name}"' in page.text
+
+
+def _codes(op: dict, status: str) -> list[str]:
+    return op["responses"].get(status, {}).get("x-error-codes", [])
+
+
+def test_the_document_lists_the_host_s_limits_where_they_apply() -> None:
+    """408, 429, 431 and 507 answers the host gives (server.py, limits.py, the upload caps,
+    storage_local's reserve) on the operations that can get them."""
+    paths = openapi.document()["paths"]
+    for path, item in paths.items():
+        for method, op in item.items():
+            where = (method, path)
+            # before any route: the request head is capped and timed (httptools)
+            assert _codes(op, "431") == ["headers_too_large"], where
+            expected = ["header_timeout", *(["body_timeout"] if "requestBody" in op else [])]
+            assert _codes(op, "408") == expected, where
+    upload = paths["/v1/projects/{project}/files"]["post"]
+    part = paths["/v1/uploads/{upload_id}/parts/{number}"]["put"]
+    for op in (upload, part):
+        assert "too_many_uploads_for_token" in _codes(op, "429")
+        assert "too_many_auth_failures" in _codes(op, "429")
+        assert _codes(op, "507") == ["insufficient_storage"]
+    opened = paths["/v1/projects/{project}/uploads"]["post"]
+    assert "upload_quota_exceeded" in _codes(opened, "429")
+    assert "body_timeout" in _codes(opened, "408")
+    writes = {
+        ("post", "/v1/projects/{project}/files"),
+        ("put", "/v1/uploads/{upload_id}/parts/{number}"),
+    }
+    for path, item in paths.items():
+        for method, op in item.items():
+            if (method, path) not in writes:
+                assert "507" not in op["responses"], (method, path)

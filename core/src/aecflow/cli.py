@@ -791,6 +791,8 @@ def _client_exit_code(exc: Exception) -> int:
     """The exit code for a failed call: the conventions at the top of this module."""
     from aecflow.client import ClientError
 
+    if isinstance(exc, InvalidInput):  # refused before sending, as the server's 400 would be
+        return exc.exit_code
     if not isinstance(exc, ClientError):
         return 2 if isinstance(exc, OSError) else 1  # a local file that cannot be read
     if exc.status is None:

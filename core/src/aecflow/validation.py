@@ -38,10 +38,43 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in text)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` (a string or JSON data) with lone surrogates made U+FFFD.
+
+    They are refused on every write, but a row an older version stored (SQLite) or a
+    processor's error can still hold them, and no UTF-8 response, header or database can."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_surrogates(item) for item in value]
+    return value
+
+
+def encodable(value: str, what: str, code: str) -> str:
+    """``value`` unchanged, or ``InvalidInput`` when it holds a lone surrogate.
+
+    Said apart from other control characters because the cause is usually a file name in bytes
+    that are not UTF-8 (Python reads those as surrogates); the client checks it before sending,
+    since such a string cannot even be put in a request."""
+    if _SURROGATE.search(value):
+        raise InvalidInput(
+            f"{what} {_show(value)} is not valid Unicode: it holds a lone surrogate, as a name "
+            "in bytes that are not UTF-8 does; rename it or give a UTF-8 name",
+            code=code,
+        )
+    return value
+
+
 def filename(value: Any) -> str:
     """Return the NFC-normalised filename or raise ``InvalidInput`` saying what is wrong."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("a filename is required", code="invalid_filename")
+    encodable(value, "filename", "invalid_filename")
     name = unicodedata.normalize("NFC", value)
     problem = None
     if _has_control(name):
@@ -82,6 +115,7 @@ def metadata(value: Any) -> dict[str, str]:
                 f"metadata value for {key!r} must be a string, not {type(item).__name__}",
                 code="invalid_metadata",
             )
+        encodable(item, f"metadata value for {key!r}", "invalid_metadata")
         if len(item) > MAX_METADATA_VALUE or _has_control(item):
             raise InvalidInput(
                 f"metadata value for {key!r} is too long or has control characters",

@@ -34,6 +34,7 @@ from typing import Any, Self
 import httpx
 import stamina
 
+from aecflow import validation
 from aecflow.client.parts import (
     Digests,
     MiB,
@@ -256,9 +257,15 @@ class AsyncClient:
         """
         path = Path(path)
         name = filename or path.name
+        meta = dict(metadata or {})
+        # What cannot be encoded cannot be sent: refused here, before any request, as the
+        # server would (the rest of the name and metadata rules are the server's to apply).
+        validation.encodable(name, "filename", "invalid_filename")
+        for key, value in meta.items():
+            validation.encodable(key, "metadata key", "invalid_metadata")
+            validation.encodable(value, f"metadata value for {key!r}", "invalid_metadata")
         size = (await asyncio.to_thread(path.stat)).st_size
         report = _Reporter(progress, name, size)
-        meta = dict(metadata or {})
         if size < self.stream_threshold or size == 0:
             record = await self._stream(path, project, name, meta, content_type, report)
         else:

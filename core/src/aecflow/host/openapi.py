@@ -97,8 +97,11 @@ def _errors(**by_status: list[str]) -> dict[str, Schema]:
         416: "The range cannot be satisfied; `Content-Range` gives the size.",
         502: "The storage backend failed.",
         503: "A dependency is unavailable or the host is busy; retry after `Retry-After`.",
+        507: "Writing would leave local storage less free space than its reserve "
+        "(`min_free_bytes`); nothing was kept. Reads and deletes still work.",
     }
     out: dict[str, Schema] = {}
+    extra = by_status.pop("s429", [])
     by_status["s400"] = [*by_status.get("s400", []), "invalid_character"]
     by_status["s503"] = ["database_unavailable", *by_status.get("s503", [])]
     for key, codes in sorted(by_status.items(), key=lambda item: int(item[0][1:])):
@@ -116,12 +119,48 @@ def _errors(**by_status: list[str]) -> dict[str, Schema]:
         AUTH_401,
         WWW_Authenticate=_header('`Bearer realm="aecflow"`', {"type": "string"}),
     )
+    limits = {
+        "too_many_uploads_for_token": "the token already sends `[uploads] "
+        "max_concurrent_per_token` uploads at once",
+        "upload_quota_exceeded": "the project or token already has its `[uploads] "
+        "max_open_sessions_per_*` open sessions, or `max_open_bytes_per_*` declared by them",
+    }
     out["429"] = _error(
-        "Too many failed authentications from this address within a minute.",
-        ["too_many_auth_failures"],
+        "; or ".join(
+            ["Too many failed authentications from this address within a minute"]
+            + [limits[code] for code in extra]
+        )
+        + ". Retry after `Retry-After`.",
+        ["too_many_auth_failures", *extra],
         Retry_After=RETRY_AFTER,
     )
     return dict(sorted(out.items()))
+
+
+def _head_and_body_limits(paths: dict[str, dict[str, Schema]]) -> dict[str, dict[str, Schema]]:
+    """Add the answers the server gives before any route (``host/server.py``: request head
+    capped and timed) to every operation, and the body idle timeout (``host/limits.py``) to
+    those that read a body. These responses close the connection."""
+    for item in paths.values():
+        for op in item.values():
+            reads_body = "requestBody" in op
+            op["responses"]["408"] = _error(
+                "The request head did not arrive within `[server] header_timeout_s`"
+                + (
+                    ", or the body stalled for `[uploads] body_idle_timeout_s`"
+                    if reads_body
+                    else ""
+                )
+                + "; the connection is closed.",
+                ["header_timeout", *(["body_timeout"] if reads_body else [])],
+            )
+            op["responses"]["431"] = _error(
+                "The request line and headers exceed `[server] max_header_bytes`; the "
+                "connection is closed.",
+                ["headers_too_large"],
+            )
+            op["responses"] = dict(sorted(op["responses"].items()))
+    return paths
 
 
 def _param(name: str, where: str, schema: Schema, description: str, **extra: Any) -> Schema:
@@ -730,8 +769,10 @@ def _upload() -> Schema:
                 s404=["project_not_found", NO_ROUTE],
                 s413=["too_large"],
                 s415=["unsupported_file"],
+                s429=["too_many_uploads_for_token"],
                 s502=["storage_error"],
                 s503=["too_many_uploads", "storage_unavailable", "circuit_open"],
+                s507=["insufficient_storage"],
             ),
         },
     }
@@ -799,6 +840,7 @@ def _upload_sessions() -> dict[str, dict[str, Schema]]:
                         s404=["project_not_found", NO_ROUTE],
                         s413=["too_large"],
                         s415=["unsupported_file"],
+                        s429=["upload_quota_exceeded"],
                         s502=storage_errors["s502"],
                         s503=storage_errors["s503"],
                     ),
@@ -918,8 +960,10 @@ def _upload_sessions() -> dict[str, dict[str, Schema]]:
                             "direct_upload",
                         ],
                         s410=["upload_expired"],
+                        s429=["too_many_uploads_for_token"],
                         s502=storage_errors["s502"],
                         s503=["too_many_uploads", *storage_errors["s503"]],
+                        s507=["insufficient_storage"],
                     ),
                 },
             }
@@ -1384,7 +1428,7 @@ def _document() -> dict[str, Any]:
             {"name": "documentation", "description": "This description."},
         ],
         "security": [{"bearer": []}],
-        "paths": _operations(),
+        "paths": _head_and_body_limits(_operations()),
         "components": {
             "securitySchemes": {
                 "bearer": {

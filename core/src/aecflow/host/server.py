@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import uvicorn
@@ -33,9 +34,11 @@ except ImportError:  # pragma: no cover - httptools is part of aecflow[server]
 
 
 def _raw_error(status: bytes, code: str, message: str) -> bytes:
+    """An answer written before any route runs; it has an X-Request-ID like every other."""
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
     return (
         b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+        b"x-request-id: " + uuid.uuid4().hex.encode() + b"\r\n"
         b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
     )
 

@@ -31,6 +31,7 @@ import pydantic
 from aecflow.isolation.child import import_path
 from aecflow.processing import Outcome, ProcessingContext
 from aecflow.registry import Registration
+from aecflow.validation import without_surrogates
 
 #: How much of the end of the child's output a report keeps.
 LOG_TAIL_BYTES = 4096
@@ -201,13 +202,18 @@ MAX_ERROR_CHARS = 4096
 
 
 def cap_error(error: str | None, limit: int = MAX_ERROR_CHARS) -> str | None:
-    """``error`` cut to ``limit`` characters, marked as cut.
+    """``error`` cut to ``limit`` characters, marked as cut, with NULs and lone surrogates as
+    U+FFFD.
 
     A processor's message can quote the input (a 900 KB ``FILE_SCHEMA`` name): uncapped it
     lands in the record, every list page and every event payload. The full text stays in the
-    child's log.
+    child's log. PostgreSQL refuses a NUL and asyncpg cannot encode a lone surrogate, so
+    recording either left the file ``processing`` for ever.
     """
-    if error is None or len(error) <= limit:
+    if error is None:
+        return None
+    error = without_surrogates(error.replace("\0", "\ufffd"))
+    if len(error) <= limit:
         return error
     marker = " [... cut: {:,} more characters]"
     keep = limit - len(marker.format(len(error)))

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from aecflow.access.audit import Operation
 from aecflow.clock import iso
-from aecflow.isolation import Limits, ProcessorSpec, RunReport, run_isolated
+from aecflow.isolation import Limits, ProcessorSpec, RunReport, cap_error, run_isolated
 from aecflow.loading.components import ProcessorBinding
 from aecflow.loading.runtime import Runtime
 from aecflow.observe import Observation
@@ -404,6 +404,9 @@ class Worker:
 
     async def _record(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
         report, now = verdict.report, self.runtime.clock()
+        # Again here, for runners other than run_isolated: an error the database refuses would
+        # leave the file ``processing`` for ever.
+        error = cap_error(report.error)
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
             job_values = {"status": "done" if succeeded else "failed"}
@@ -419,7 +422,7 @@ class Worker:
                 .values(
                     lease_owner=None,
                     lease_until=None,
-                    last_error=report.error,
+                    last_error=error,
                     updated_at=now,
                     **job_values,
                 )
@@ -429,7 +432,7 @@ class Worker:
             processing = {
                 "processor": verdict.processor,
                 "outcome": report.outcome.value,
-                "error": report.error,
+                "error": error,
                 "started_at": iso(started),
                 "finished_at": iso(now),
                 "duration_s": round(report.duration_s, 3),

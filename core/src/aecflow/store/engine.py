@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from aecflow.validation import without_surrogates
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
@@ -23,13 +26,38 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, echo=echo, connect_args={"timeout": 30}, json_deserializer=_sqlite_json
+        )
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_pre_ping=True)
 
 
+# Lone surrogates are refused on every write, but SQLite took them from older versions: as
+# ``\udc00`` escapes in JSON text, or as the bytes of ``char(0xDC00)`` in a text column. Decoded
+# as is, such a row is a 500 (or a decode error) on every list, get and delete that touches it,
+# so they are read as U+FFFD here, once, for the host, events, audit and CLI alike.
+# (PostgreSQL refuses them at write time; its rows need nothing.)
+
+
+def _sqlite_json(text: str) -> Any:
+    value = json.loads(text)
+    return without_surrogates(value) if "\\ud" in text.lower() else value
+
+
+def _sqlite_text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return without_surrogates(raw.decode("utf-8", "surrogatepass"))
+        except UnicodeDecodeError:
+            return raw.decode("utf-8", "replace")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.driver_connection.text_factory = _sqlite_text
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the one writer; busy_timeout waits instead of failing.
     cursor.execute("PRAGMA journal_mode=WAL")
