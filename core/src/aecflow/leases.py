@@ -3,10 +3,11 @@
 A worker claims rows with one statement,
 ``UPDATE t SET lease_owner=…, lease_until=… WHERE id IN (SELECT id … FOR UPDATE SKIP LOCKED
 LIMIT n) RETURNING *``, so two workers never claim the same row and neither waits for the
-other. A lease that expires (the worker died) makes the row claimable again; whatever the
-worker does afterwards is fenced on ``lease_owner``, so a worker that lost its lease cannot
-overwrite a newer result. SQLite ignores ``FOR UPDATE``; its single writer makes the same
-statement atomic there.
+other. A lease that expires (the worker died) makes the row claimable again, unless that claim
+used its last attempt: :func:`expire_jobs` ends such a job instead, so it is never run again.
+Whatever the worker does afterwards is fenced on ``lease_owner``, so a worker that lost its
+lease cannot overwrite a newer result. SQLite ignores ``FOR UPDATE``; its single writer makes
+the same statement atomic there.
 """
 
 from __future__ import annotations
@@ -29,13 +30,28 @@ def new_owner(kind: str) -> str:
     return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid7()[-12:]}"
 
 
+def _abandoned(now: dt.datetime) -> sa.ColumnElement[bool]:
+    """Running, but nobody renewed the lease: the worker died or could not record its result."""
+    return sa.and_(jobs.c.status == "running", jobs.c.lease_until < now)
+
+
 async def claim_jobs(
-    conn: AsyncConnection, owner: str, limit: int, lease: dt.timedelta, now: dt.datetime
+    conn: AsyncConnection,
+    owner: str,
+    limit: int,
+    lease: dt.timedelta,
+    now: dt.datetime,
+    *,
+    max_attempts: int,
 ) -> list[Mapping[str, Any]]:
-    """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt."""
+    """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt.
+
+    An abandoned job whose ``attempts`` reached ``max_attempts`` is left to
+    :func:`expire_jobs`: claiming it would run it once more than allowed, forever.
+    """
     claimable = sa.or_(
         sa.and_(jobs.c.status == "queued", jobs.c.available_at <= now),
-        sa.and_(jobs.c.status == "running", jobs.c.lease_until < now),
+        sa.and_(_abandoned(now), jobs.c.attempts < max_attempts),
     )
     candidates = (
         sa.select(jobs.c.id)
@@ -54,6 +70,31 @@ async def claim_jobs(
             attempts=jobs.c.attempts + 1,
             updated_at=now,
         )
+        .returning(*jobs.c)
+    )
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def expire_jobs(
+    conn: AsyncConnection, limit: int, max_attempts: int, now: dt.datetime
+) -> list[Mapping[str, Any]]:
+    """End up to ``limit`` abandoned jobs that used their last attempt: ``failed``, unleased.
+
+    Returns the rows as they were claimed (``updated_at`` is when the lost attempt began);
+    the caller records the file's outcome in the same transaction. Rows another worker is
+    ending are skipped, so each job ends once.
+    """
+    candidates = (
+        sa.select(jobs.c.id)
+        .where(_abandoned(now), jobs.c.attempts >= max_attempts)
+        .order_by(jobs.c.lease_until, jobs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(candidates.scalar_subquery()))
+        .values(status="failed", lease_owner=None, lease_until=None)
         .returning(*jobs.c)
     )
     return list((await conn.execute(stmt)).mappings().all())
