@@ -107,7 +107,9 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_is_fenced(
         async with flow.engine.begin() as conn:
             from aecflow.store import jobs as job_rows
 
-            [job] = await job_rows.claim(conn, dead.owner, 1, dead.lease, dt.datetime.now(dt.UTC))
+            [job] = await job_rows.claim(
+                conn, dead.owner, 1, dead.lease, dt.datetime.now(dt.UTC), max_attempts=2
+            )
         # Nothing claims a leased job before its lease runs out...
         survivor = Worker(flow.runtime, runner=quick_runner)
         assert await survivor.fill() == 0
@@ -288,3 +290,133 @@ async def test_running_worker_sweeps_leftover_temp_files(tmp_path: Path, databas
         finally:
             stop.set()
             await running
+
+
+# A real refusal by the database, as a result with a NUL byte gets from PostgreSQL's JSONB:
+# any update that would store the Count result of a file named "unstorable.ok" is refused.
+REFUSE_RESULT = {
+    "sqlite": [
+        """CREATE TRIGGER refuse_result BEFORE UPDATE ON files
+           WHEN json_extract(NEW.processing, '$.result.filename') = 'unstorable.ok'
+           BEGIN SELECT RAISE(ABORT, 'this result cannot be stored'); END""",
+    ],
+    "postgresql": [
+        """CREATE FUNCTION refuse_result() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+           IF NEW.processing->'result'->>'filename' = 'unstorable.ok' THEN
+               RAISE EXCEPTION 'this result cannot be stored';
+           END IF;
+           RETURN NEW; END $$""",
+        """CREATE TRIGGER refuse_result BEFORE UPDATE ON files
+           FOR EACH ROW EXECUTE FUNCTION refuse_result()""",
+    ],
+}
+ALLOW_RESULT = {
+    "sqlite": ["DROP TRIGGER IF EXISTS refuse_result"],
+    "postgresql": [
+        "DROP TRIGGER IF EXISTS refuse_result ON files",
+        "DROP FUNCTION IF EXISTS refuse_result()",
+    ],
+}
+
+
+async def _execute_all(flow: Flow, statements: dict[str, list[str]]) -> None:
+    async with flow.engine.begin() as conn:
+        for statement in statements[conn.dialect.name]:
+            await conn.execute(sa.text(statement))
+
+
+async def _failure_trail(flow: Flow, file_id: str) -> tuple[list[str], list[str]]:
+    """The file's processing audit actions and its queued events."""
+    from aecflow.db.schema import audit_log
+
+    async with flow.engine.connect() as conn:
+        actions = (
+            await conn.execute(
+                sa.select(audit_log.c.action).where(
+                    audit_log.c.file_id == file_id, audit_log.c.action.like("processing.%")
+                )
+            )
+        ).scalars()
+        events = (
+            await conn.execute(sa.select(outbox.c.event_type).where(outbox.c.file_id == file_id))
+        ).scalars()
+        return list(actions), [event for event in events if event != "file.stored"]
+
+
+async def test_a_result_the_database_refuses_ends_the_job_after_max_attempts(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Recording fails on every attempt: each counts, and the last one ends the job (14.6)."""
+    settings = engine_settings(
+        tmp_path,
+        database_url,
+        worker={"embedded": True, "poll_interval_s": 0.1},
+        notifiers=[{"backend": "log"}],
+    )
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        await _execute_all(flow, REFUSE_RESULT)
+        try:
+            record = await flow.ingest("p1", "unstorable.ok", aiter_bytes(b"a\nb\n"))
+            done = await flow.wait_until_settled(record.id, timeout_s=20)
+        finally:
+            await _execute_all(flow, ALLOW_RESULT)
+        async with flow.engine.connect() as conn:
+            job = (
+                (await conn.execute(sa.select(jobs).where(jobs.c.file_id == record.id)))
+                .mappings()
+                .one()
+            )
+        actions, events = await _failure_trail(flow, record.id)
+    assert (done.status, done.processing["outcome"]) == ("failed", "crashed")
+    error = done.processing["error"]
+    assert "the result could not be recorded on attempt 2 of 2" in error, error
+    assert "this result cannot be stored" in error and "INSERT" not in error, error
+    assert done.processing["result"] is None and done.processing["attempts"] == 2
+    assert (job["status"], job["attempts"], job["lease_owner"]) == ("failed", 2, None)
+    assert actions == ["processing.crashed"]
+    assert events == ["file.processing_failed"]
+
+
+async def test_an_abandoned_job_on_its_last_attempt_ends_failed_and_is_not_run_again(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Rows as killed workers leave them: running, lease expired, attempts used up. Four
+    workers sweep at once; each job ends once, with one audit row and one event."""
+    calls: list[str] = []
+
+    async def counting_runner(spec, path, context, limits) -> RunReport:
+        calls.append(context.file_id)
+        return await quick_runner(spec, path, context, limits)
+
+    settings = engine_settings(tmp_path, database_url, notifiers=[{"backend": "log"}])
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        ids = await ingest_many(flow, 12)
+        expired = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+        async with flow.engine.begin() as conn:
+            await conn.execute(
+                sa.update(jobs).values(
+                    status="running",
+                    lease_owner="worker:dead-host:1",
+                    lease_until=expired,
+                    attempts=2,
+                    last_error="infrastructure: OSError: disk gone",
+                )
+            )
+            await conn.execute(sa.update(files).values(status="processing"))
+        pool = [Worker(flow, concurrency=4, runner=counting_runner) for _ in range(4)]
+        await asyncio.gather(*(worker.run_until_idle() for worker in pool))
+        async with flow.engine.connect() as conn:
+            job_rows = (await conn.execute(sa.select(jobs))).mappings().all()
+        records = [await flow.get(file_id) for file_id in ids]
+        trails = [await _failure_trail(flow, file_id) for file_id in ids]
+    assert calls == [], "a job without attempts left is never run again"
+    assert {(j["status"], j["attempts"], j["lease_owner"]) for j in job_rows} == {
+        ("failed", 2, None)
+    }
+    for record in records:
+        assert (record.status, record.processing["outcome"]) == ("failed", "crashed")
+        error = record.processing["error"]
+        assert "worker was lost" in error and "attempt 2 of 2" in error, error
+        assert "disk gone" in error, "the last error recorded is kept"
+        assert record.processing["attempts"] == 2
+    assert trails == [(["processing.crashed"], ["file.processing_failed"])] * len(ids)

@@ -7,7 +7,9 @@ fenced on the lease owner, so a worker that lost its lease cannot overwrite the 
 
 Invalid input, a timeout and exhausted memory are properties of the file under the configured
 limits: the job fails at once. A crash or an infrastructure error (storage or database) is
-retried with backoff until ``processing.max_attempts``.
+retried with backoff until ``processing.max_attempts``. So is a run whose result could not be
+recorded (the failure to record is recorded instead), and a run whose worker was lost: its
+lease expires and the job is claimed again, or ended ``crashed`` if that was its last attempt.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow.access.audit import Operation
 from aecflow.clock import iso
@@ -49,6 +52,8 @@ MiB = 1024 * 1024
 #: Outcomes that another attempt could change.
 RETRYABLE = frozenset({Outcome.CRASHED})
 INFRASTRUCTURE = "infrastructure"
+#: Lost jobs one pass ends at most; the next pass takes the rest.
+EXPIRE_BATCH = 100
 
 
 def fit_concurrency(wanted: int, memory_limit_mb: int) -> int:
@@ -181,9 +186,12 @@ class Worker:
         free = self.concurrency - len(self.running)
         if free <= 0:
             return 0
+        await self.end_lost_jobs()
         now = self.runtime.clock()
         async with self.runtime.engine.begin() as conn:
-            rows = await job_rows.claim(conn, self.owner, free, self.lease, now)
+            rows = await job_rows.claim(
+                conn, self.owner, free, self.lease, now, max_attempts=self.max_attempts
+            )
             for row in rows:
                 await conn.execute(
                     sa.update(files)
@@ -195,6 +203,35 @@ class Worker:
             self.running[row["id"]] = task
             task.add_done_callback(lambda _t, job_id=row["id"]: self.running.pop(job_id, None))
         return len(rows)
+
+    async def end_lost_jobs(self) -> None:
+        """End the jobs whose worker was lost on their last attempt: ``crashed``, not run again.
+
+        Killed, or unable to record even its failure, a worker leaves its job ``running``
+        until the lease expires; claiming it again would exceed ``max_attempts`` forever. The
+        job, the file, the audit row and the event commit together, as :meth:`_record` does.
+        """
+        now = self.runtime.clock()
+        try:
+            async with self.runtime.engine.begin() as conn:
+                for job in await job_rows.expire(conn, EXPIRE_BATCH, self.max_attempts, now):
+                    error = (
+                        f"{INFRASTRUCTURE}: the worker was lost (killed, or its result could not "
+                        f"be recorded) on attempt {job['attempts']} of {self.max_attempts}"
+                    )
+                    if job["last_error"]:
+                        error += f"; the error before: {job['last_error']}"
+                    error = cap_error(error)
+                    await conn.execute(
+                        sa.update(jobs)
+                        .where(jobs.c.id == job["id"])
+                        .values(last_error=error, updated_at=now)
+                    )
+                    verdict = Verdict(_report(Outcome.CRASHED, error), True, job["processor"])
+                    await self._record_file(conn, job, verdict, job["updated_at"], now)
+                    log.warning("job %s ended: %s", job["id"], error)
+        except Exception as exc:  # the claim that follows leaves these jobs alone anyway
+            log.warning("could not end lost jobs (%s: %s); retrying", type(exc).__name__, exc)
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop: give running jobs ``grace_s`` to finish, then cancel and release them."""
@@ -235,6 +272,7 @@ class Worker:
         self, job: dict[str, Any], started: dt.datetime, attributes: dict[str, Any]
     ) -> tuple[str, str | None]:
         outcome, error_type = "ok", None
+        verdict: Verdict | None = None
         try:
             verdict = await self._run_with_lease(job)
             await self._finish(job, verdict, started)
@@ -248,7 +286,7 @@ class Worker:
             raise
         except Exception as exc:
             outcome, error_type = "error", type(exc).__name__
-            log.exception("job %s could not be recorded; its lease will expire", job["id"])
+            await self._record_failure(job, verdict, exc, started)
         finally:
             self.runtime.emit(
                 Observation(
@@ -402,6 +440,29 @@ class Worker:
             with attempt:
                 await self._record(job, verdict, started)
 
+    async def _record_failure(
+        self, job: Mapping[str, Any], verdict: Verdict | None, exc: Exception, started: dt.datetime
+    ) -> None:
+        """Record that the run or its recording failed, as a crash: the attempt counts, and
+        the last one ends the job. If this fails too, the lease expires (see
+        :meth:`end_lost_jobs`)."""
+        what = "the job could not be run" if verdict is None else "the result could not be recorded"
+        log.error("job %s: %s", job["id"], what, exc_info=exc)
+        cause = getattr(exc, "orig", None) or exc  # the driver's message, not the SQL and values
+        error = cap_error(
+            f"{INFRASTRUCTURE}: {what} on attempt {job['attempts']} of {self.max_attempts}: "
+            f"{type(exc).__name__}: {cause}"
+        )
+        final = job["attempts"] >= self.max_attempts
+        try:
+            await self._finish(
+                job, Verdict(_report(Outcome.CRASHED, error), final, job["processor"]), started
+            )
+        except LostLease:
+            log.warning("job %s was taken over by another worker; failure dropped", job["id"])
+        except Exception:
+            log.exception("job %s: could not record that either; its lease will expire", job["id"])
+
     async def _record(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
         report, now = verdict.report, self.runtime.clock()
         # Again here, for runners other than run_isolated: an error the database refuses would
@@ -429,50 +490,62 @@ class Worker:
             )
             if result.rowcount != 1:
                 raise LostLease(job["id"])
-            processing = {
-                "processor": verdict.processor,
-                "outcome": report.outcome.value,
-                "error": error,
-                "started_at": iso(started),
-                "finished_at": iso(now),
-                "duration_s": round(report.duration_s, 3),
-                "result": report.result,
-                "attempts": job["attempts"],
-            }
-            if not verdict.final:
-                processing["outcome"] = None
-            status = (
-                FileStatus.PROCESSING
-                if not verdict.final
-                else FileStatus.STORED
-                if report.outcome is Outcome.SKIPPED
-                else FileStatus.PROCESSED
-                if succeeded
-                else FileStatus.FAILED
+            await self._record_file(conn, job, verdict, started, now)
+
+    async def _record_file(
+        self,
+        conn: AsyncConnection,
+        job: Mapping[str, Any],
+        verdict: Verdict,
+        started: dt.datetime,
+        now: dt.datetime,
+    ) -> None:
+        """The file's side of an attempt, in the caller's transaction: its processing
+        record, and when the job is finished its audit row and event."""
+        report = verdict.report
+        succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
+        processing = {
+            "processor": verdict.processor,
+            "outcome": report.outcome.value,
+            "error": cap_error(report.error),
+            "started_at": iso(started),
+            "finished_at": iso(now),
+            "duration_s": round(report.duration_s, 3),
+            "result": report.result,
+            "attempts": job["attempts"],
+        }
+        if not verdict.final:
+            processing["outcome"] = None
+        status = (
+            FileStatus.PROCESSING
+            if not verdict.final
+            else FileStatus.STORED
+            if report.outcome is Outcome.SKIPPED
+            else FileStatus.PROCESSED
+            if succeeded
+            else FileStatus.FAILED
+        )
+        await conn.execute(
+            sa.update(files)
+            .where(files.c.id == job["file_id"], files.c.purged_at.is_(None))
+            .values(status=status, processing=processing, updated_at=now)
+        )
+        if verdict.final:
+            await self.runtime.audit.insert(
+                conn,
+                Operation(
+                    self.runtime.audit,
+                    f"processing.{report.outcome.value}",
+                    False,
+                    file_id=job["file_id"],
+                    details={"processor": verdict.processor, "attempts": job["attempts"]},
+                ).row("ok" if succeeded else "error", None if succeeded else report.outcome.value),
             )
-            await conn.execute(
-                sa.update(files)
-                .where(files.c.id == job["file_id"], files.c.purged_at.is_(None))
-                .values(status=status, processing=processing, updated_at=now)
-            )
-            if verdict.final:
-                await self.runtime.audit.insert(
-                    conn,
-                    Operation(
-                        self.runtime.audit,
-                        f"processing.{report.outcome.value}",
-                        False,
-                        file_id=job["file_id"],
-                        details={"processor": verdict.processor, "attempts": job["attempts"]},
-                    ).row(
-                        "ok" if succeeded else "error", None if succeeded else report.outcome.value
-                    ),
-                )
-            if verdict.final and report.outcome is not Outcome.SKIPPED:
-                record = await catalog.get(conn, job["file_id"])
-                if record is not None and not record.purged:
-                    event = "file.processed" if succeeded else "file.processing_failed"
-                    await announce(conn, self.runtime.notifiers, event, record, now)
+        if verdict.final and report.outcome is not Outcome.SKIPPED:
+            record = await catalog.get(conn, job["file_id"])
+            if record is not None and not record.purged:
+                event = "file.processed" if succeeded else "file.processing_failed"
+                await announce(conn, self.runtime.notifiers, event, record, now)
 
     async def _release(self, job: Mapping[str, Any]) -> None:
         """Hand a job back (shutdown): queued again, and the attempt does not count."""

@@ -59,13 +59,28 @@ async def delete_queued(conn: AsyncConnection, file_id: str) -> None:
     )
 
 
+def _abandoned(now: dt.datetime) -> sa.ColumnElement[bool]:
+    """Running, but nobody renewed the lease: the worker died or could not record its result."""
+    return sa.and_(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_until < now)
+
+
 async def claim(
-    conn: AsyncConnection, owner: str, limit: int, lease: dt.timedelta, now: dt.datetime
+    conn: AsyncConnection,
+    owner: str,
+    limit: int,
+    lease: dt.timedelta,
+    now: dt.datetime,
+    *,
+    max_attempts: int,
 ) -> list[Mapping[str, Any]]:
-    """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt."""
+    """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt.
+
+    An abandoned job whose ``attempts`` reached ``max_attempts`` is left to :func:`expire`:
+    claiming it would run it once more than allowed, forever.
+    """
     claimable = sa.or_(
         sa.and_(jobs.c.status == JobStatus.QUEUED, jobs.c.available_at <= now),
-        sa.and_(jobs.c.status == JobStatus.RUNNING, jobs.c.lease_until < now),
+        sa.and_(_abandoned(now), jobs.c.attempts < max_attempts),
     )
     candidates = (
         sa.select(jobs.c.id)
@@ -84,6 +99,31 @@ async def claim(
             attempts=jobs.c.attempts + 1,
             updated_at=now,
         )
+        .returning(*jobs.c)
+    )
+    return list((await conn.execute(stmt)).mappings().all())
+
+
+async def expire(
+    conn: AsyncConnection, limit: int, max_attempts: int, now: dt.datetime
+) -> list[Mapping[str, Any]]:
+    """End up to ``limit`` abandoned jobs that used their last attempt: ``failed``, unleased.
+
+    Returns the rows as they were claimed (``updated_at`` is when the lost attempt began);
+    the caller records the file's outcome in the same transaction. Rows another worker is
+    ending are skipped, so each job ends once.
+    """
+    candidates = (
+        sa.select(jobs.c.id)
+        .where(_abandoned(now), jobs.c.attempts >= max_attempts)
+        .order_by(jobs.c.lease_until, jobs.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(candidates.scalar_subquery()))
+        .values(status=JobStatus.FAILED, lease_owner=None, lease_until=None)
         .returning(*jobs.c)
     )
     return list((await conn.execute(stmt)).mappings().all())

@@ -3,10 +3,11 @@
 A worker claims rows with one statement,
 ``UPDATE t SET lease_owner=…, lease_until=… WHERE id IN (SELECT id … FOR UPDATE SKIP LOCKED
 LIMIT n) RETURNING *``, so two workers never claim the same row and neither waits for the
-other. A lease that expires (the worker died) makes the row claimable again; whatever the
-worker does afterwards is fenced on ``lease_owner``, so a worker that lost its lease cannot
-overwrite a newer result. SQLite ignores ``FOR UPDATE``; its single writer makes the same
-statement atomic there.
+other. A lease that expires (the worker died) makes the row claimable again, unless that claim
+used its last attempt: :func:`aecflow.store.jobs.expire` ends such a job instead, so it is never
+run again. Whatever the worker does afterwards is fenced on ``lease_owner``, so a worker that
+lost its lease cannot overwrite a newer result. SQLite ignores ``FOR UPDATE``; its single writer
+makes the same statement atomic there.
 """
 
 from __future__ import annotations
