@@ -327,7 +327,7 @@ async def _execute_all(flow: Flow, statements: dict[str, list[str]]) -> None:
 
 async def _failure_trail(flow: Flow, file_id: str) -> tuple[list[str], list[str]]:
     """The file's processing audit actions and its queued events."""
-    from aecflow.db.schema import audit_log
+    from aecflow.store.schema import audit_log
 
     async with flow.engine.connect() as conn:
         actions = (
@@ -403,7 +403,7 @@ async def test_an_abandoned_job_on_its_last_attempt_ends_failed_and_is_not_run_a
                 )
             )
             await conn.execute(sa.update(files).values(status="processing"))
-        pool = [Worker(flow, concurrency=4, runner=counting_runner) for _ in range(4)]
+        pool = [Worker(flow.runtime, concurrency=4, runner=counting_runner) for _ in range(4)]
         await asyncio.gather(*(worker.run_until_idle() for worker in pool))
         async with flow.engine.connect() as conn:
             job_rows = (await conn.execute(sa.select(jobs))).mappings().all()
