@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from aecflow.config import Settings, load_settings, resolve_secrets
@@ -74,8 +75,6 @@ def test_config_file_from_environment(tmp_path: Path) -> None:
     ("text", "needle"),
     [
         ("[processing]\ntimeout_s = -1\n", "processing.timeout_s"),
-        ("[processing]\ntimeut_s = 1\n", "processing.timeut_s"),
-        ("[nonsense]\n", "nonsense"),
         ("this is = = not toml", "not valid TOML"),
     ],
 )
@@ -117,3 +116,32 @@ def test_aecflow_toml_in_the_working_directory_is_read(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"processing\.timeout_s"):
         load_settings(environ={})
+
+
+def test_unknown_keys_are_warned_with_their_source_and_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "aecflow.toml"
+    path.write_text("[processing]\ntimeut_s = 1\nconcurrency = 3\n\n[nonsense]\na = 1\n")
+    env = {
+        "AECFLOW_UPLOADS__MAX_SIZ": "1",
+        "AECFLOW_STORAGE_ROOT": "/srv/models",
+        "AECFLOW_DATA_DIR": str(tmp_path / "data"),
+        "AECFLOW_WEBHOOK_SECRET": "a secret by reference, not a setting",
+    }
+    with caplog.at_level("WARNING", logger="aecflow.config"):
+        settings = load_settings(path, environ=env)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"unknown setting 'processing.timeut_s' in {path}: ignored" in warned
+    assert f"unknown setting 'nonsense' in {path}: ignored" in warned
+    assert "unknown setting 'uploads.max_siz' in AECFLOW_UPLOADS__MAX_SIZ: ignored" in warned
+    assert (
+        "unknown environment variable AECFLOW_STORAGE_ROOT: ignored "
+        "(did you mean AECFLOW_STORAGE__ROOT?)" in warned
+    )
+    assert len(warned) == 4, warned
+    assert settings.processing.concurrency == 3, "the known keys beside them still apply"
+    assert settings.storage.options() == {}
+    assert settings.data_dir == tmp_path / "data", "a top-level key needs no section"
+    with pytest.raises(pydantic.ValidationError):
+        Settings(nonsense=1)  # type: ignore[call-arg]  # settings made in code stay strict

@@ -227,3 +227,30 @@ def test_cli_plugin_listing_never_shows_settings() -> None:
     )
     assert secret not in out.stdout + out.stderr
     assert any(p["name"] == "storage_local" for p in json.loads(out.stdout))
+
+
+async def test_a_table_for_a_processor_no_plugin_registers_is_a_warning(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from aecflow.config import load_settings
+
+    config = tmp_path / "aecflow.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[database]\nurl = "{database_url}"\n'
+        f'[storage]\nroot = "{tmp_path / "objects"}"\n[worker]\nembedded = false\n'
+        '[processing.processors.textstats]\nencoding = "latin-1"\n'
+        "[processing.processors.gone]\nenabled = false\n"
+    )
+    settings = load_settings(config, environ={"AECFLOW_PROCESSING__PROCESSORS__GCS__X": "1"})
+    with caplog.at_level("WARNING", logger="aecflow.components"):
+        async with Flow.open(settings, environ={"AECFLOW_DISABLE_PLUGINS": "example"}) as flow:
+            assert "textstats" not in flow.processors
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith(
+        "[processing.processors.gcs] in AECFLOW_PROCESSING__PROCESSORS__GCS__X: no loaded plugin"
+    )
+    assert warned[1].startswith(
+        f"[processing.processors.textstats] in {config}: no loaded plugin registers processor "
+        "'textstats' (not installed, left out by AECFLOW_LOAD_PLUGINS/AECFLOW_DISABLE_PLUGINS"
+    )

@@ -6,6 +6,10 @@ variables ``AECFLOW_<SECTION>__<KEY>`` (``__`` separates levels; a number indexe
 ``[processing.processors.NAME]``) carry the plugin's own keys, validated at start-up by the
 config model the plugin registered.
 
+Unknown keys never stop start-up: each is logged as a warning naming the key and where it came
+from (the file or the environment variable) and then left out, as is an ``AECFLOW_STORAGE_ROOT``
+that meant ``AECFLOW_STORAGE__ROOT``. Settings built in code (``Settings(...)``) stay strict.
+
 Secrets are given by reference, ``{ env = "NAME" }`` or ``{ file = "/path" }``, and resolved
 into a copy that only the plugin's factory sees; listings show the settings as written.
 """
@@ -25,6 +29,7 @@ import pydantic
 from aecflow.errors import ConfigError
 
 ENV_PREFIX = "AECFLOW_"
+log = logging.getLogger("aecflow.config")
 MiB = 1024**2
 GiB = 1024**3
 
@@ -189,6 +194,9 @@ class WorkerSettings(_Section):
 
 
 class Settings(_Section):
+    #: Where each setting read by ``load_settings`` came from: key path -> file or variable.
+    _sources: dict[tuple[str, ...], str] = pydantic.PrivateAttr(default_factory=dict)
+
     data_dir: Path = Path("aecflow-data")
     database: DatabaseSettings = DatabaseSettings()
     storage: StorageSettings = StorageSettings()
@@ -220,6 +228,11 @@ class Settings(_Section):
             names.append(name)
         return names
 
+    def source(self, *path: str) -> str:
+        """Where the table or key at ``path`` was set, for messages: the file, the variable."""
+        found = [src for key, src in self._sources.items() if key[: len(path)] == path]
+        return ", ".join(sorted(set(found))) or "the settings"
+
 
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
@@ -228,11 +241,12 @@ def load_settings(
     exists, so a file next to the user is never silently ignored) and the environment."""
     env = os.environ if environ is None else environ
     raw: dict[str, Any] = {}
+    sources: dict[tuple[str, ...], str] = {}
     source = path or env.get(f"{ENV_PREFIX}CONFIG")
     if not source and Path("aecflow.toml").is_file():
         source = Path("aecflow.toml").resolve()
     if source:
-        logging.getLogger("aecflow.config").info("settings loaded from %s", source)
+        log.info("settings loaded from %s", source)
         try:
             raw = tomllib.loads(Path(source).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -241,12 +255,74 @@ def load_settings(
             raise ConfigError(
                 f"configuration file {str(source)!r} is not valid TOML: {exc}"
             ) from None
-    apply_env_overrides(raw, env)
-    return validate(Settings, raw, where="configuration")
+        sources = {key: str(source) for key in _leaves(raw)}
+    sources |= apply_env_overrides(raw, env)
+    _warn_single_underscore(raw, env, sources)
+    for path in _drop_unknown(Settings, raw, ()):
+        log.warning(
+            "unknown setting %r in %s: ignored",
+            ".".join(path),
+            ", ".join(sorted({s for k, s in sources.items() if k[: len(path)] == path})),
+        )
+    settings = validate(Settings, raw, where="configuration")
+    settings._sources = sources
+    return settings
 
 
-def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    """Merge ``AECFLOW_A__B__C=value`` into ``raw["a"]["b"]["c"]`` in place."""
+def _leaves(node: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(node, dict) and node:
+        return [leaf for k, v in node.items() for leaf in _leaves(v, (*path, str(k)))]
+    if isinstance(node, list) and node:
+        return [leaf for i, v in enumerate(node) for leaf in _leaves(v, (*path, str(i)))]
+    return [path]
+
+
+def _drop_unknown(
+    model: type[pydantic.BaseModel], raw: Any, path: tuple[str, ...]
+) -> list[tuple[str, ...]]:
+    """Remove keys ``model`` does not know from ``raw`` (in place) and return their paths.
+    Backend tables are left whole: their plugin's config model validates them."""
+    if not isinstance(raw, dict):
+        return []
+    unknown: list[tuple[str, ...]] = []
+    for key in list(raw):
+        field = model.model_fields.get(key)
+        if field is None:
+            del raw[key]
+            unknown.append((*path, key))
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, _Section):
+            unknown += _drop_unknown(field.annotation, raw[key], (*path, key))
+    return unknown
+
+
+def _warn_single_underscore(
+    raw: dict[str, Any], environ: Mapping[str, str], sources: dict[tuple[str, ...], str]
+) -> None:
+    """``AECFLOW_DATA_DIR`` sets the top-level key; ``AECFLOW_STORAGE_ROOT`` is a warning that
+    suggests ``AECFLOW_STORAGE__ROOT``. Other names (tokens, secrets by reference) are not ours."""
+    tables = {k for k, f in Settings.model_fields.items() if k != "data_dir"}
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" in name:
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        if rest == "data_dir":
+            raw[rest] = value
+            sources[(rest,)] = name
+            continue
+        section = next((t for t in tables if rest.startswith(f"{t}_")), None)
+        if section:
+            suggestion = f"{ENV_PREFIX}{section.upper()}__{rest[len(section) + 1 :].upper()}"
+            log.warning(
+                "unknown environment variable %s: ignored (did you mean %s?)", name, suggestion
+            )
+
+
+def apply_env_overrides(
+    raw: dict[str, Any], environ: Mapping[str, str]
+) -> dict[tuple[str, ...], str]:
+    """Merge ``AECFLOW_A__B__C=value`` into ``raw["a"]["b"]["c"]`` in place; return each
+    key path set and the variable that set it."""
+    sources: dict[tuple[str, ...], str] = {}
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -257,6 +333,8 @@ def apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> None
         for part, nxt in itertools.pairwise(path):
             node = _child(node, part, list if nxt.isdigit() else dict, name)
         _set(node, path[-1], value, name)
+        sources[tuple(path)] = name
+    return sources
 
 
 def _child(node: Any, key: str, kind: type, var: str) -> Any:

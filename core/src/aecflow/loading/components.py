@@ -6,6 +6,7 @@ references are resolved into a copy; errors name the section, the backend and th
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from aecflow.notify import Notifier
 from aecflow.processing import Processor
 from aecflow.registry import Registration, Registry, instantiate
 from aecflow.storage import Storage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +69,17 @@ def build_processors(
 ) -> dict[str, ProcessorBinding]:
     bindings: dict[str, ProcessorBinding] = {}
     configured = settings.processing.processors
-    unknown = set(configured) - set(registry.names())
-    if unknown:
-        raise ConfigError(
-            f"[processing.processors] names unknown processors: {sorted(unknown)}; "
-            f"registered: {registry.names()}"
-        )
+    for name in sorted(set(configured) - set(registry.names())):
+        if configured[name].enabled:  # a table that only disables it asks for nothing
+            log.warning(
+                "[processing.processors.%s] in %s: no loaded plugin registers processor %r "
+                "(not installed, left out by AECFLOW_LOAD_PLUGINS/AECFLOW_DISABLE_PLUGINS, "
+                "or broken: see `aecflow plugins`); registered: %s; the table is ignored",
+                name,
+                settings.source("processing", "processors", name),
+                name,
+                ", ".join(registry.names()) or "none",
+            )
     for name in registry.names():
         table = configured.get(name, ProcessorSettings())
         if not table.enabled:
