@@ -242,7 +242,7 @@ async def test_a_table_for_a_processor_no_plugin_registers_is_a_warning(
         "[processing.processors.gone]\nenabled = false\n"
     )
     settings = load_settings(config, environ={"AECFLOW_PROCESSING__PROCESSORS__GCS__X": "1"})
-    with caplog.at_level("WARNING", logger="aecflow.components"):
+    with caplog.at_level("WARNING", logger="aecflow.loading.components"):
         async with Flow.open(settings, environ={"AECFLOW_DISABLE_PLUGINS": "example"}) as flow:
             assert "textstats" not in flow.processors
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
