@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aecflow import actor as actors
-from aecflow import catalog, events, telemetry, tokens, validation
+from aecflow import catalog, events, schemas, telemetry, tokens, validation
 from aecflow.actor import Role
 from aecflow.audit import AuditLog, Operation
 from aecflow.breaker import CircuitBreaker, State, settle
@@ -687,16 +687,6 @@ class Flow:
 
 
 def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The public shape of a dead-lettered event."""
-    return {
-        "id": row["id"],
-        "event_id": row["event_id"],
-        "destination": row["destination"],
-        "event_type": row["event_type"],
-        "project": row["project"],
-        "file_id": row["file_id"],
-        "attempts": row["attempts"],
-        "last_error": row["last_error"],
-        "created_at": row["created_at"].isoformat().replace("+00:00", "Z"),
-        "payload": row["payload"],
-    }
+    """The public shape of a dead-lettered event (:class:`aecflow.schemas.DeadLetter`)."""
+    fields = {name: row[name] for name in schemas.DeadLetter.model_fields}
+    return schemas.DeadLetter.model_validate(fields).model_dump(mode="json")

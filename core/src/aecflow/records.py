@@ -7,17 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-#: The keys of ``processing`` in every record, in order.
-PROCESSING_KEYS = (
-    "processor",
-    "outcome",
-    "error",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "result",
-    "warnings",
-)
+from aecflow import schemas
+from aecflow.schemas import PROCESSING_KEYS
+
+__all__ = ["PROCESSING_KEYS", "FileRecord", "FileStatus", "Page", "result_warnings"]
 
 
 def result_warnings(result: Any) -> list[str]:
@@ -37,10 +30,6 @@ class FileStatus:
     PROCESSING = "processing"
     PROCESSED = "processed"
     FAILED = "failed"
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +82,10 @@ class FileRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The public shape (``GET /v1/files/{id}``, ``aecflow files show --json``, events)."""
+        return _dump(schemas.FileRecord.model_validate(self.fields()))
+
+    def fields(self) -> dict[str, Any]:
+        """What :class:`aecflow.schemas.FileRecord` is made of (times still as datetimes)."""
         return {
             "id": self.id,
             "project": self.project,
@@ -101,13 +94,18 @@ class FileRecord:
             "sha256": self.sha256,
             "content_type": self.content_type,
             "status": self.status,
-            "metadata": dict(self.metadata),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "deleted_at": _iso(self.deleted_at),
-            "purged_at": _iso(self.purged_at),
-            "processing": dict(self.processing),
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "deleted_at": self.deleted_at,
+            "purged_at": self.purged_at,
+            "processing": self.processing,
         }
+
+
+def _dump(model: schemas.FileRecord | schemas.FilePage) -> dict[str, Any]:
+    # unset: ``processing`` keys that a run did not write (``attempts``) stay out
+    return model.model_dump(mode="json", exclude_unset=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,4 +116,6 @@ class Page:
     next_cursor: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"items": [item.as_dict() for item in self.items], "next_cursor": self.next_cursor}
+        """Validated as one page: one call into pydantic, not one per record."""
+        page = {"items": [item.fields() for item in self.items], "next_cursor": self.next_cursor}
+        return _dump(schemas.FilePage.model_validate(page))

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import copy
 import functools
-import html
 import importlib.metadata
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from aecflow.catalog import MAX_PAGE, STATUSES
-from aecflow.processing import Outcome
-from aecflow.records import PROCESSING_KEYS
-from aecflow.sessions import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Status
-from aecflow.validation import (
-    MAX_FILENAME_BYTES,
-    MAX_METADATA_ENTRIES,
-    MAX_METADATA_VALUE,
-    METADATA_KEY_RE,
-    PROJECT_RE,
+from aecflow import schemas
+from aecflow._parts import MAX_PARTS
+from aecflow.catalog import MAX_PAGE
+from aecflow.host import docs_page
+from aecflow.schemas.common import (
+    DECLARED_SHA256_PATTERN,
+    FILENAME_PATTERN,
+    MAX_FILENAME,
+    META_RULES,
+    META_VALUE,
+    REF_TEMPLATE,
 )
+from aecflow.validation import MAX_METADATA_ENTRIES, METADATA_KEY_RE, PROJECT_RE
 
 Schema = dict[str, Any]
 
@@ -43,11 +43,7 @@ NO_ROUTE = "not_found"
 
 
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {**schema, "type": [schema["type"], "null"]}
+    return {"$ref": REF_TEMPLATE.format(model=name)}
 
 
 def _header(description: str, schema: Schema, *, required: bool = True) -> Schema:
@@ -135,21 +131,11 @@ def _query(name: str, schema: Schema, description: str) -> Schema:
     return _param(name, "query", schema, description)
 
 
-#: ASCII and C1 control characters; the server also refuses Unicode format characters (Cf).
-CONTROLS = "\\u0000-\\u001f\\u007f-\\u009f"
-META_VALUE: Schema = {
-    "type": "string",
-    "maxLength": MAX_METADATA_VALUE,
-    "pattern": f"^[^{CONTROLS}]*$",
-}
-#: Not empty, ``.`` or ``..``; no control character, slash or backslash; no space at either end.
 FILENAME: Schema = {
     "type": "string",
     "minLength": 1,
-    "maxLength": MAX_FILENAME_BYTES,
-    "pattern": (
-        f"^(?!\\.\\.?$)[^{CONTROLS}/\\\\\\s](?:[^{CONTROLS}/\\\\]*[^{CONTROLS}/\\\\\\s])?$"
-    ),
+    "maxLength": MAX_FILENAME,
+    "pattern": FILENAME_PATTERN,
 }
 PROJECT_SCHEMA: Schema = {
     "type": "string",
@@ -157,23 +143,12 @@ PROJECT_SCHEMA: Schema = {
     "minLength": 1,
     "maxLength": 64,
 }
-METADATA_SCHEMA: Schema = {
-    "type": "object",
-    "propertyNames": {"pattern": METADATA_KEY_RE.pattern, "maxLength": 64},
-    "additionalProperties": META_VALUE,
-    "maxProperties": MAX_METADATA_ENTRIES,
-}
 META_QUERY_SCHEMA: Schema = {
     "type": "object",
     "propertyNames": {"pattern": META_NAME},
     "additionalProperties": META_VALUE,
     "maxProperties": MAX_METADATA_ENTRIES,
 }
-META_RULES = (
-    f"Keys are 1-64 lower-case letters, digits, `_`, `.` or `-`; values at most "
-    f"{MAX_METADATA_VALUE} characters without control characters; at most "
-    f"{MAX_METADATA_ENTRIES} entries."
-)
 DATE_TIME: Schema = {"type": "string", "format": "date-time"}
 UUID: Schema = {"type": "string", "format": "uuid"}
 #: Time filters: an ISO 8601 time, or empty for none (what an HTML form sends when left blank).
@@ -197,9 +172,7 @@ CURSOR = _query(
     "`next_cursor` of the previous page; anything else is 400 `invalid_cursor`.",
 )
 UPLOAD_ID = _path("upload_id", UUID, "The upload session's id (a UUIDv7). Any other value is 404.")
-SHA256: Schema = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
-#: A SHA-256 the client declares: hex in either case; the server trims surrounding whitespace.
-DECLARED_SHA256: Schema = {"type": "string", "pattern": "^\\s*[0-9a-fA-F]{64}\\s*$"}
+DECLARED_SHA256: Schema = {"type": "string", "pattern": DECLARED_SHA256_PATTERN}
 CONTENT_SHA256 = _param(
     "Content-SHA256",
     "header",
@@ -214,436 +187,6 @@ DIGEST = _param(
     "`sha-256=<base64>` (RFC 3230) is verified like `Content-SHA256`; other "
     "algorithms are ignored.",
 )
-
-
-def _schemas() -> dict[str, Schema]:
-    processing: Schema = {
-        "type": "object",
-        "description": "The last processing run; every key is present, `null` until known.",
-        "required": list(PROCESSING_KEYS),
-        "properties": {
-            "processor": {"type": ["string", "null"]},
-            "outcome": {
-                "type": ["string", "null"],
-                "enum": [*(outcome.value for outcome in Outcome), None],
-                "description": "`null` while processing is pending or being retried.",
-            },
-            "error": {"type": ["string", "null"]},
-            "started_at": _nullable(DATE_TIME),
-            "finished_at": _nullable(DATE_TIME),
-            "duration_s": {"type": ["number", "null"], "minimum": 0},
-            "result": {
-                "description": "What the processor returned (JSON), or `null`. Beside an "
-                "`invalid_input` error it may hold what could still be read. The `ifc` "
-                "processor's `quantities` is class -> quantity name -> "
-                '`{"value": number, "unit": "m"|"m2"|"m3"|"kg"|"s"|null, "count": integer}` '
-                "(SI totals; see the processor's README)."
-            },
-            "warnings": {
-                "type": "array",
-                "items": {"type": "string"},
-                "description": "The result's own `warnings` (a partial or empty read, for "
-                "example); `[]` when there are none. A run can succeed with warnings.",
-            },
-            "attempts": {"type": "integer", "minimum": 0},
-        },
-    }
-    file_record: Schema = {
-        "type": "object",
-        "description": "A stored file. Purged files keep their id, project, size and times; "
-        "filename and sha256 are emptied, metadata and processing cleared.",
-        "required": [
-            "id",
-            "project",
-            "filename",
-            "size",
-            "sha256",
-            "content_type",
-            "status",
-            "metadata",
-            "created_at",
-            "updated_at",
-            "deleted_at",
-            "purged_at",
-            "processing",
-        ],
-        "additionalProperties": False,
-        "properties": {
-            "id": UUID,
-            "project": PROJECT_SCHEMA,
-            "filename": {"type": "string", "description": "Empty once purged."},
-            "size": {"type": "integer", "minimum": 0},
-            "sha256": {"type": "string", "pattern": "^([0-9a-f]{64})?$"},
-            "content_type": {"type": ["string", "null"]},
-            "status": {"type": "string", "enum": sorted(STATUSES)},
-            "metadata": METADATA_SCHEMA,
-            "created_at": DATE_TIME,
-            "updated_at": DATE_TIME,
-            "deleted_at": _nullable(DATE_TIME),
-            "purged_at": _nullable(DATE_TIME),
-            "processing": _ref("Processing"),
-        },
-    }
-    error: Schema = {
-        "type": "object",
-        "description": "Every error the API answers.",
-        "required": ["error"],
-        "additionalProperties": False,
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "additionalProperties": False,
-                "properties": {
-                    "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
-                    "message": {"type": "string"},
-                },
-            }
-        },
-    }
-    dead_letter: Schema = {
-        "type": "object",
-        "description": "An event that could not be delivered after `[outbox] max_attempts`.",
-        "required": [
-            "id",
-            "event_id",
-            "destination",
-            "event_type",
-            "project",
-            "file_id",
-            "attempts",
-            "last_error",
-            "created_at",
-            "payload",
-        ],
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string", "description": "Give it to `.../redeliver`."},
-            "event_id": {"type": "string"},
-            "destination": {"type": "string"},
-            "event_type": {"type": "string"},
-            "project": {"type": "string"},
-            "file_id": {"type": ["string", "null"]},
-            "attempts": {"type": "integer", "minimum": 0},
-            "last_error": {"type": ["string", "null"]},
-            "created_at": DATE_TIME,
-            "payload": {"type": "object", "description": "The event as it would be delivered."},
-        },
-    }
-    audit_row: Schema = {
-        "type": "object",
-        "description": "One operation, written with the change it records (also on failure).",
-        "additionalProperties": False,
-        "properties": {
-            "id": {"type": "string"},
-            "at": DATE_TIME,
-            "action": {"type": "string", "examples": ["file.upload", "auth.failed"]},
-            "read_only": {"type": "boolean"},
-            "actor": {"type": "string", "description": "`token:<id>`, `system`, `cli`, ..."},
-            "source_ip": {"type": ["string", "null"]},
-            "user_agent": {"type": ["string", "null"]},
-            "request_id": {"type": ["string", "null"]},
-            "trace_id": {"type": ["string", "null"]},
-            "project": {"type": ["string", "null"]},
-            "file_id": {"type": ["string", "null"], "description": "As the caller gave it."},
-            "storage_key": {"type": ["string", "null"]},
-            "outcome": {"type": "string", "enum": ["ok", "error", "denied"]},
-            "error_code": {"type": ["string", "null"]},
-            "bytes_in": {"type": ["integer", "null"]},
-            "bytes_out": {"type": ["integer", "null"]},
-            "duration_s": {"type": ["number", "null"]},
-            "details": {"description": "Operation-specific JSON, or `null`."},
-            "prev_hash": {"type": ["string", "null"], "description": "With `hash_chain`."},
-            "row_hash": {"type": ["string", "null"], "description": "With `hash_chain`."},
-        },
-    }
-    audit_row["required"] = list(audit_row["properties"])
-    plugin: Schema = {
-        "type": "object",
-        "required": ["name", "module", "distribution", "version", "hooks", "status", "error"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"},
-            "module": {"type": "string"},
-            "distribution": {"type": ["string", "null"]},
-            "version": {"type": ["string", "null"]},
-            "hooks": {"type": "array", "items": {"type": "string"}},
-            "status": {"type": "string", "enum": ["loaded", "error", "disabled"]},
-            "error": {"type": ["string", "null"]},
-        },
-    }
-    check: Schema = {
-        "type": "object",
-        "required": ["status"],
-        "additionalProperties": False,
-        "properties": {
-            "status": {"type": "string", "enum": ["ok", "error"]},
-            "error": {"type": "string", "description": "Only when the check failed."},
-        },
-    }
-    breaker: Schema = {
-        "type": "object",
-        "required": [
-            "name",
-            "state",
-            "consecutive_failures",
-            "failure_threshold",
-            "retry_after_s",
-            "opened_count",
-        ],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "examples": ["storage", "notifier:log"]},
-            "state": {"type": "string", "enum": ["closed", "open", "half_open"]},
-            "consecutive_failures": {"type": "integer", "minimum": 0},
-            "failure_threshold": {"type": "integer", "minimum": 1},
-            "retry_after_s": {"type": ["number", "null"]},
-            "opened_count": {"type": "integer", "minimum": 0},
-        },
-    }
-    ready: Schema = {
-        "type": "object",
-        "required": ["status", "checks", "breakers"],
-        "additionalProperties": False,
-        "properties": {
-            "status": {"type": "string", "enum": ["ready", "not_ready"]},
-            "checks": {
-                "type": "object",
-                "required": ["database", "storage"],
-                "additionalProperties": False,
-                "properties": {"database": _ref("Check"), "storage": _ref("Check")},
-            },
-            "breakers": {"type": "array", "items": _ref("Breaker")},
-        },
-    }
-
-    new_session: Schema = {
-        "type": "object",
-        "description": "What `POST /v1/projects/{project}/uploads` takes. Only `filename` and "
-        "`size` are required; an optional field given as `null` counts as left out, and any "
-        "other field is 400 `invalid_json`.",
-        "required": ["filename", "size"],
-        "additionalProperties": False,
-        "properties": {
-            "filename": {
-                **FILENAME,
-                "description": f"Not empty, `.` or `..`; no control characters, `/` or `\\`; "
-                f"no whitespace at either end; at most {MAX_FILENAME_BYTES} bytes of UTF-8.",
-            },
-            "size": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "The file's size in bytes; above `[uploads] max_size` is 413.",
-            },
-            "sha256": {
-                "anyOf": [DECLARED_SHA256, {"type": "string", "maxLength": 0}, {"type": "null"}],
-                "description": "The whole file's SHA-256 (hex), verified on completion by host "
-                "sessions; required (400 `sha256_required`) when parts go straight to storage. "
-                "Empty: not declared.",
-            },
-            "part_size": {
-                "type": ["integer", "null"],
-                "minimum": MIN_PART_SIZE,
-                "maximum": MAX_PART_SIZE,
-                "description": f"Bytes per part (the last may be shorter); default `[uploads] "
-                f"part_size`, grown to fit the file in {MAX_PARTS} parts. A size that needs "
-                "more parts is 400 `invalid_part_size`.",
-            },
-            "part_sha256": {
-                "type": ["array", "null"],
-                "items": DECLARED_SHA256,
-                "minItems": 1,
-                "maxItems": MAX_PARTS,
-                "description": "One SHA-256 (hex) per part, in order; another count is 400 "
-                "`invalid_checksum`.",
-            },
-            "content_type": {"type": ["string", "null"], "description": "The file's media type."},
-            "metadata": {**METADATA_SCHEMA, "type": ["object", "null"], "description": META_RULES},
-        },
-    }
-    upload_session: Schema = {
-        "type": "object",
-        "description": "A resumable upload session (see docs/uploads.md). `parts`, "
-        "`parts_received` and `bytes_received` are present only while the session is `open`, "
-        "and never in listings.",
-        "required": [
-            "id",
-            "project",
-            "filename",
-            "size",
-            "sha256",
-            "content_type",
-            "metadata",
-            "part_size",
-            "part_count",
-            "transport",
-            "status",
-            "file_id",
-            "created_at",
-            "expires_at",
-        ],
-        "additionalProperties": False,
-        "properties": {
-            "id": UUID,
-            "project": PROJECT_SCHEMA,
-            "filename": {"type": "string"},
-            "size": {"type": "integer", "minimum": 1},
-            "sha256": {**SHA256, "type": ["string", "null"], "description": "As declared."},
-            "content_type": {"type": ["string", "null"]},
-            "metadata": METADATA_SCHEMA,
-            "part_size": {"type": "integer", "minimum": MIN_PART_SIZE, "maximum": MAX_PART_SIZE},
-            "part_count": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
-            "transport": {
-                "type": "string",
-                "enum": ["host", "direct"],
-                "description": "`host`: parts are `PUT` to this host; `direct`: to the storage "
-                "backend's presigned URLs.",
-            },
-            "status": {
-                "type": "string",
-                "enum": [
-                    Status.OPEN,
-                    Status.COMPLETING,
-                    Status.COMPLETED,
-                    Status.ABORTED,
-                    Status.EXPIRED,
-                ],
-                "description": "`completing` while a `complete` call is publishing it.",
-            },
-            "file_id": {
-                **_nullable(UUID),
-                "description": "The published file's id once `completed`, else `null`.",
-            },
-            "created_at": DATE_TIME,
-            "expires_at": DATE_TIME,
-            "parts_received": {"type": "integer", "minimum": 0, "maximum": MAX_PARTS},
-            "bytes_received": {"type": "integer", "minimum": 0},
-            "parts": {
-                "type": "array",
-                "items": _ref("UploadPart"),
-                "minItems": 1,
-                "maxItems": MAX_PARTS,
-                "description": "Every part, in order.",
-            },
-        },
-        "dependentRequired": {
-            "parts": ["parts_received", "bytes_received"],
-            "parts_received": ["parts", "bytes_received"],
-            "bytes_received": ["parts", "parts_received"],
-        },
-    }
-    upload_part: Schema = {
-        "type": "object",
-        "description": "One part of an open session. Parts not yet received say where to send "
-        "them: `method`, `url` and `headers` (send exactly these headers).",
-        "required": ["number", "size", "received"],
-        "additionalProperties": False,
-        "properties": {
-            "number": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
-            "size": {
-                "type": "integer",
-                "minimum": 1,
-                "maximum": MAX_PART_SIZE,
-                "description": "The bytes the part must have.",
-            },
-            "received": {"type": "boolean"},
-            "method": {"type": "string", "examples": ["PUT"]},
-            "url": {
-                "type": "string",
-                "format": "uri-reference",
-                "description": "An absolute presigned URL (direct parts; no Authorization), or "
-                "a path on this host to resolve against the URL the client uses (host parts; "
-                "with the bearer token).",
-            },
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-        },
-        "dependentRequired": {
-            "method": ["url", "headers"],
-            "url": ["method", "headers"],
-            "headers": ["method", "url"],
-        },
-    }
-    part_receipt: Schema = {
-        "type": "object",
-        "description": "A part the host stored.",
-        "required": ["number", "size", "sha256"],
-        "additionalProperties": False,
-        "properties": {
-            "number": {"type": "integer", "minimum": 1, "maximum": MAX_PARTS},
-            "size": {"type": "integer", "minimum": 1, "maximum": MAX_PART_SIZE},
-            "sha256": SHA256,
-        },
-    }
-
-    def page(item: str) -> Schema:
-        return {
-            "type": "object",
-            "required": ["items", "next_cursor"],
-            "additionalProperties": False,
-            "properties": {
-                "items": {"type": "array", "items": _ref(item)},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "Pass as `cursor` for the next page; `null` on the last.",
-                },
-            },
-        }
-
-    return {
-        "FileRecord": file_record,
-        "Processing": processing,
-        "FilePage": page("FileRecord"),
-        "Error": error,
-        "DeadLetter": dead_letter,
-        "DeadLetterPage": page("DeadLetter"),
-        "NewUploadSession": new_session,
-        "UploadSession": upload_session,
-        "UploadSessionList": {
-            "type": "object",
-            "description": "Open sessions, newest first (at most 100), without their parts.",
-            "required": ["items"],
-            "additionalProperties": False,
-            "properties": {
-                "items": {
-                    "type": "array",
-                    "maxItems": 100,
-                    "items": {
-                        "allOf": [
-                            _ref("UploadSession"),
-                            {
-                                "properties": {
-                                    "parts": False,
-                                    "parts_received": False,
-                                    "bytes_received": False,
-                                }
-                            },
-                        ]
-                    },
-                }
-            },
-        },
-        "UploadPart": upload_part,
-        "PartReceipt": part_receipt,
-        "Redelivered": {
-            "type": "object",
-            "required": ["redelivered"],
-            "additionalProperties": False,
-            "properties": {"redelivered": {"type": "integer", "minimum": 1}},
-        },
-        "AuditRow": audit_row,
-        "AuditPage": page("AuditRow"),
-        "Plugin": plugin,
-        "PluginPage": page("Plugin"),
-        "Check": check,
-        "Breaker": breaker,
-        "Ready": ready,
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "additionalProperties": False,
-            "properties": {"status": {"const": "ok"}},
-        },
-    }
 
 
 def _upload() -> Schema:
@@ -670,7 +213,7 @@ def _upload() -> Schema:
             "The filename comes from `?filename=`, else `Content-Disposition` (raw bodies) or "
             "the file part's filename. It must not be empty, contain control characters or "
             "`/` or `\\`, be `.` or `..`, start or end with whitespace, or exceed "
-            f"{MAX_FILENAME_BYTES} bytes of UTF-8.\n\n"
+            f"{MAX_FILENAME} bytes of UTF-8.\n\n"
             "Metadata comes from `X-Aecflow-Meta-<key>` headers (values may be percent-encoded "
             "UTF-8), `?meta.<key>=` parameters, and `meta.<key>` form fields before the file "
             "part. " + META_RULES
@@ -680,7 +223,7 @@ def _upload() -> Schema:
             _query(
                 "filename",
                 {"type": "string", "anyOf": [FILENAME, {"maxLength": 0}]},
-                f"The file's name (wins over the others); at most {MAX_FILENAME_BYTES} bytes "
+                f"The file's name (wins over the others); at most {MAX_FILENAME} bytes "
                 "of UTF-8, no Unicode format characters. Empty: taken from elsewhere.",
             ),
             _param(
@@ -743,7 +286,7 @@ def _live_session() -> Schema:
         "allOf": [
             _ref("UploadSession"),
             {
-                "if": {"properties": {"status": {"const": Status.OPEN}}},
+                "if": {"properties": {"status": {"const": "open"}}},
                 "then": {"required": list(progress)},
                 "else": {"properties": dict.fromkeys(progress, False)},
             },
@@ -1074,7 +617,9 @@ def _operations() -> dict[str, dict[str, Schema]]:
                 "description": "A project's files, newest first. Purged files never appear.",
                 "parameters": [
                     PROJECT,
-                    _query("status", {"type": "string", "enum": sorted(STATUSES)}, "Status."),
+                    _query(
+                        "status", {"type": "string", "enum": list(schemas.FILE_STATUSES)}, "Status."
+                    ),
                     _query(
                         "filename",
                         {"type": "string"},
@@ -1400,7 +945,7 @@ def _document() -> dict[str, Any]:
                 "Retry-After": _header("Seconds to wait.", {"type": "integer", "minimum": 0}),
                 "Location": _header("Where the resource is.", {"type": "string"}),
             },
-            "schemas": _schemas(),
+            "schemas": schemas.components(),
         },
     }
 
@@ -1418,163 +963,6 @@ async def docs(request: Request) -> Response:
     return HTMLResponse(_page())
 
 
-# -- the page ---------------------------------------------------------------------------------
-
-METHODS = ("get", "post", "put", "patch", "delete")
-STYLE = """
-body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
-h1{margin-bottom:0}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}
-h3{margin:2rem 0 .3rem;font-family:ui-monospace,monospace;font-size:1.05rem}
-.m{display:inline-block;min-width:4.2rem;padding:0 .4rem;border-radius:3px;color:#fff;
-text-align:center}.get{background:#2a7}.post{background:#27c}.put{background:#b70}
-.delete{background:#c33}
-table{border-collapse:collapse;width:100%;margin:.4rem 0 1rem}
-td,th{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
-th{background:#f4f4f4}code{font-family:ui-monospace,monospace;font-size:.9em;background:#f4f4f4;
-padding:0 .2rem}nav li{list-style:none}small{color:#666}
-"""
-
-
-def _md(text: str) -> str:
-    """The little Markdown the descriptions use: paragraphs and `code`."""
-    paragraphs = []
-    for paragraph in text.split("\n\n"):
-        parts = html.escape(paragraph).split("`")
-        inline = "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
-        paragraphs.append(f"<p>{inline}</p>")
-    return "".join(paragraphs)
-
-
-def _type(schema: Schema) -> str:
-    """A short, readable rendering of a schema (HTML): type, format, limits, enum."""
-    if "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[1]
-        return f'<a href="#schema-{name}">{name}</a>'
-    if "allOf" in schema:
-        return _type(schema["allOf"][0])
-    if "anyOf" in schema:
-        base = {key: value for key, value in schema.items() if key != "anyOf"}
-        return " or ".join(_type(base | branch) for branch in schema["anyOf"])
-    if schema.get("maxLength") == 0:
-        return "empty"
-    kind = schema.get("type", "any")
-    text = html.escape(" | ".join(kind) if isinstance(kind, list) else kind)
-    if kind == "array":
-        text = f"array of {_type(schema.get('items', {}))}"
-    if kind == "object" and "additionalProperties" in schema and "properties" not in schema:
-        text = f"object of {_type(schema['additionalProperties'])}"
-    notes = []
-    if "format" in schema:
-        notes.append(schema["format"])
-    if "enum" in schema:
-        notes.append(" | ".join(json.dumps(value) for value in schema["enum"]))
-    if "const" in schema:
-        notes.append(json.dumps(schema["const"]))
-    for key, label in (("minimum", "≥"), ("maximum", "≤"), ("maxLength", "length ≤")):
-        if key in schema:
-            notes.append(f"{label} {schema[key]}")
-    if len(schema.get("pattern", "")) <= 40 and "pattern" in schema:  # long ones: see the text
-        notes.append(f"matches {schema['pattern']}")
-    if "default" in schema:
-        notes.append(f"default {json.dumps(schema['default'])}")
-    return text + (f" <small>({html.escape('; '.join(notes))})</small>" if notes else "")
-
-
-def _operation_html(doc: dict[str, Any], path: str, method: str, op: Schema) -> str:
-    anchor = op["operationId"]
-    out = [
-        f'<h3 id="{anchor}"><span class="m {method}">{method.upper()}</span> '
-        f"{html.escape(path)}</h3>",
-        f"<b>{html.escape(op['summary'])}</b>",
-        _md(op.get("description", "")),
-    ]
-    if op.get("security") == []:
-        out.append("<p><small>No token needed.</small></p>")
-    if op.get("parameters"):
-        out.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th>what</th></tr>")
-        for p in op["parameters"]:
-            name = html.escape(p["name"])
-            if p.get("explode") and p["schema"].get("type") == "object":
-                name = "meta.&lt;key&gt;"
-            required = " <small>(required)</small>" if p.get("required") else ""
-            out.append(
-                f"<tr><td><code>{name}</code>{required}</td><td>{p['in']}</td>"
-                f"<td>{_type(p['schema'])}</td><td>{_md(p['description'])}</td></tr>"
-            )
-        out.append("</table>")
-    if "requestBody" in op:
-        body = op["requestBody"]
-        kinds = ", ".join(f"<code>{html.escape(k)}</code>" for k in body["content"])
-        out.append(f"<p><b>Body</b> ({kinds}): {html.escape(body.get('description', ''))}</p>")
-    out.append("<table><tr><th>status</th><th>body</th><th>headers</th><th>what</th></tr>")
-    for status, response in op["responses"].items():
-        content = response.get("content", {})
-        body = "; ".join(
-            f"{_type(media.get('schema', {}))} <small>{html.escape(kind)}</small>"
-            for kind, media in content.items()
-        )
-        headers = ", ".join(f"<code>{html.escape(h)}</code>" for h in response.get("headers", {}))
-        codes = response.get("x-error-codes")
-        what = _md(response["description"])
-        if codes:
-            what += "codes: " + ", ".join(f"<code>{html.escape(c)}</code>" for c in codes)
-        out.append(
-            f"<tr><td>{status}</td><td>{body or '—'}</td><td>{headers}</td><td>{what}</td></tr>"
-        )
-    out.append("</table>")
-    return "\n".join(out)
-
-
-def _schema_html(name: str, schema: Schema) -> str:
-    out = [f'<h3 id="schema-{name}">{name}</h3>']
-    if "description" in schema:
-        out.append(_md(schema["description"]))
-    properties = schema.get("properties", {})
-    if not properties:
-        out.append(f"<p>{_type(schema)}</p>")
-        return "\n".join(out)
-    required = set(schema.get("required", ()))
-    out.append("<table><tr><th>field</th><th>type</th><th>what</th></tr>")
-    for field, sub in properties.items():
-        mark = "" if field in required else " <small>(optional)</small>"
-        out.append(
-            f"<tr><td><code>{html.escape(field)}</code>{mark}</td><td>{_type(sub)}</td>"
-            f"<td>{_md(sub.get('description', ''))}</td></tr>"
-        )
-    out.append("</table>")
-    return "\n".join(out)
-
-
 @functools.cache
 def _page() -> str:
-    doc = _document()
-    info = doc["info"]
-    by_tag: dict[str, list[tuple[str, str, Schema]]] = {tag["name"]: [] for tag in doc["tags"]}
-    for path, item in doc["paths"].items():
-        for method in METHODS:
-            if method in item:
-                by_tag[item[method]["tags"][0]].append((path, method, item[method]))
-    nav, sections = [], []
-    for tag in doc["tags"]:
-        ops = by_tag[tag["name"]]
-        links = "".join(
-            f'<li><a href="#{op["operationId"]}"><span class="m {method}">{method.upper()}'
-            f"</span> {html.escape(path)}</a></li>"
-            for path, method, op in ops
-        )
-        nav.append(f"<li><b>{html.escape(tag['name'])}</b><ul>{links}</ul></li>")
-        sections.append(f'<h2 id="tag-{tag["name"]}">{html.escape(tag["name"])}</h2>')
-        sections.append(_md(tag["description"]))
-        sections.extend(_operation_html(doc, path, method, op) for path, method, op in ops)
-    schemas = "\n".join(
-        _schema_html(name, schema) for name, schema in doc["components"]["schemas"].items()
-    )
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(info['title'])} API</title><style>{STYLE}</style></head><body>"
-        f"<h1>{html.escape(info['title'])} API</h1><p><small>version "
-        f"{html.escape(info['version'])} · OpenAPI {doc['openapi']} at "
-        f'<a href="/openapi.json">/openapi.json</a></small></p>'
-        f"{_md(info['description'])}<nav><ul>{''.join(nav)}</ul></nav>"
-        f'{"".join(sections)}<h2 id="schemas">schemas</h2>{schemas}</body></html>\n'
-    )
+    return docs_page.render(_document())
