@@ -39,6 +39,8 @@ def _md(text: str) -> str:
 
 def _type(schema: Schema) -> str:
     """A short, readable rendering of a schema (HTML): type, format, limits, enum."""
+    if not isinstance(schema, dict):  # ``true``: anything
+        return "any"
     if "$ref" in schema:
         name = schema["$ref"].rsplit("/", 1)[1]
         return f'<a href="#schema-{name}">{name}</a>'

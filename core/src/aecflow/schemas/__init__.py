@@ -111,15 +111,18 @@ def components() -> dict[str, dict[str, Any]]:
     ordered = {name: defs[name] for name in order} | {
         name: schema for name, schema in defs.items() if name not in order
     }
-    return {name: _untitled(schema) for name, schema in ordered.items()}
+    return {name: _tidy(schema) for name, schema in ordered.items()}
 
 
-def _untitled(node: Any) -> Any:
-    """Without pydantic's generated ``title``s: the names are the keys already."""
+def _tidy(node: Any) -> Any:
+    """Without pydantic's generated ``title``s (the names are the keys already) and ``null``
+    defaults (an optional key is left out, not sent as ``null``)."""
     if isinstance(node, dict):
-        return {
-            k: _untitled(v) for k, v in node.items() if not (k == "title" and isinstance(v, str))
-        }
+        return {k: _tidy(v) for k, v in node.items() if not _generated(k, v)}
     if isinstance(node, list):
-        return [_untitled(item) for item in node]
+        return [_tidy(item) for item in node]
     return node
+
+
+def _generated(key: str, value: Any) -> bool:
+    return (key == "title" and isinstance(value, str)) or (key == "default" and value is None)
