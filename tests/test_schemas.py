@@ -4,17 +4,18 @@ the OpenAPI components and request validation all come from them, so each is wri
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 
 import pytest
 from pydantic import ValidationError
 
-from aecflow import schemas
+from aecflow import records, schemas
 from aecflow.errors import InvalidInput
 from aecflow.host import openapi
 from aecflow.host.sessions import _open_request
-from aecflow.records import FileRecord
+from aecflow.records import FileRecord, Page
 
 #: What the contract layer may load: itself and the contract modules it builds on.
 CONTRACT = {
@@ -126,3 +127,9 @@ def test_the_schemas_import_only_the_contract_layer() -> None:
     ).stdout.split()
     outside = {m for m in loaded if not m.startswith("aecflow.schemas")} - CONTRACT
     assert not outside, outside
+
+
+def test_the_host_s_json_bytes_are_the_record_s_dict() -> None:
+    record = FileRecord.from_row(_row(outcome="succeeded", result={"names": ["é", 1.5, None]}))
+    for item in (record, Page([record, record], "next")):
+        assert json.loads(records.as_json(item)) == item.as_dict()
