@@ -23,7 +23,7 @@ import stamina
 
 from aecflow.actor import Role
 from aecflow.client import AsyncClient, ChecksumMismatch, Client, ClientError, Progress
-from aecflow.client.parts import choose_part_size, part_ranges
+from aecflow.parts import choose_part_size, part_ranges
 
 from . import engine_plugin
 from .conftest import make_settings

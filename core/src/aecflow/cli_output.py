@@ -10,22 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aecflow import schemas
+
 #: Width of the key column.
 KEY = 13
 #: Element classes shown, the most frequent first.
 TOP_CLASSES = 5
-_RECORD_KEYS = (
-    "id",
-    "project",
-    "filename",
-    "size",
-    "sha256",
-    "content_type",
-    "status",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "purged_at",
+#: The record's plain keys, in the model's order; metadata and processing get lines of their own.
+_RECORD_KEYS = tuple(
+    name for name in schemas.FileRecord.model_fields if name not in ("metadata", "processing")
 )
 
 

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aecflow import actor as actors
+from aecflow import schemas
 from aecflow.errors import AecflowError, InvalidInput
 from aecflow.ids import uuid7
 from aecflow.store.schema import audit_log
@@ -201,6 +202,5 @@ class AuditLog:
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    out["at"] = row["at"].isoformat().replace("+00:00", "Z")
-    return out
+    """The public shape of a row (:class:`aecflow.schemas.AuditRow`)."""
+    return schemas.AuditRow.model_validate(row).model_dump(mode="json")

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aecflow import validation
+from aecflow import schemas, validation
 from aecflow.actor import Actor, Role
 from aecflow.errors import InvalidInput, NotFound
 from aecflow.ids import uuid7
@@ -67,21 +67,9 @@ class TokenInfo:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """Never the token or its hash."""
-
-        def iso(value: dt.datetime | None) -> str | None:
-            return value.isoformat().replace("+00:00", "Z") if value else None
-
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "projects": self.projects,
-            "created_at": iso(self.created_at),
-            "expires_at": iso(self.expires_at),
-            "revoked_at": iso(self.revoked_at),
-            "last_used_at": iso(self.last_used_at),
-        }
+        """Never the token or its hash (:class:`aecflow.schemas.TokenInfo`)."""
+        info = schemas.TokenInfo.model_validate(self, from_attributes=True)
+        return info.model_dump(mode="json")
 
 
 async def create(

@@ -32,10 +32,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import pydantic
 import stamina
 
-from aecflow import validation
-from aecflow.client.parts import (
+from aecflow import schemas, validation
+from aecflow.parts import (
     Digests,
     MiB,
     choose_part_size,
@@ -68,9 +69,9 @@ class ClientError(Exception):
     @classmethod
     def from_response(cls, response: httpx.Response) -> ClientError:
         try:
-            error = response.json()["error"]
-            code, message = str(error["code"]), str(error["message"])
-        except (ValueError, KeyError, TypeError):  # not aecflow's JSON (e.g. S3's XML)
+            error = schemas.Error.model_validate_json(response.content).error
+            code, message = error.code, error.message
+        except pydantic.ValidationError:  # not aecflow's JSON (e.g. S3's XML)
             code = f"http_{response.status_code}"
             message = f"{response.status_code} {response.reason_phrase}: {response.text[:300]}"
         kind = ChecksumMismatch if code == "checksum_mismatch" else ClientError
@@ -329,16 +330,15 @@ class AsyncClient:
             wanted = (digests.sha256, name, digests.size, part_size, "open", meta, content_type)
             session = await self._find_session(project, wanted)
         if session is None:
-            opening: dict[str, Any] = {
-                "filename": name,
-                "size": digests.size,
-                "sha256": digests.sha256,
-                "part_size": part_size,
-                "part_sha256": digests.part_sha256,
-                "metadata": meta,
-            }
-            if content_type:
-                opening["content_type"] = content_type
+            opening = schemas.NewUploadSession(
+                filename=name,
+                size=digests.size,
+                sha256=digests.sha256,
+                part_size=part_size,
+                part_sha256=digests.part_sha256,
+                content_type=content_type or None,
+                metadata=meta,
+            ).model_dump(exclude_none=True)
             session = (
                 await self._call(
                     "POST", _path("projects", project, "uploads"), json=opening, idempotent=False

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from aecflow import schemas
 from aecflow.breaker import CircuitOpen
 from aecflow.errors import AecflowError
 from aecflow.retries import is_transient as is_transient_db_error
@@ -22,7 +23,7 @@ log = logging.getLogger("aecflow.host")
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+    return JSONResponse(schemas.Error.of(code, message), status, headers=headers)
 
 
 async def aecflow_error(request: Request, exc: Exception) -> JSONResponse:

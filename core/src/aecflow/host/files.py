@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 from aecflow.host.content import stream_object
 from aecflow.host.ops import parse_time
+from aecflow.store import records
 from aecflow.store.files import FileQuery
+from aecflow.store.records import FileRecord, Page
 
 MAX_URL_EXPIRY = dt.timedelta(days=7)
 
@@ -51,11 +53,11 @@ async def list_files(request: Request) -> Response:
         limit=_int(request, "limit", 50),
         cursor=params.get("cursor"),
     )
-    return JSONResponse((await _flow(request).list(query)).as_dict())
+    return _json(await _flow(request).list(query))
 
 
 async def get_file(request: Request) -> Response:
-    return JSONResponse((await _flow(request).get(request.path_params["file_id"])).as_dict())
+    return _json(await _flow(request).get(request.path_params["file_id"]))
 
 
 async def download(request: Request) -> Response:
@@ -100,13 +102,18 @@ async def delete_file(request: Request) -> Response:
     if purge not in ("true", "false", "1", "0"):
         raise InvalidInput("purge must be true or false", code="invalid_query")
     record = await (flow.purge(file_id) if purge in ("true", "1") else flow.delete(file_id))
-    return JSONResponse(record.as_dict())
+    return _json(record)
 
 
 async def restore_file(request: Request) -> Response:
-    return JSONResponse((await _flow(request).restore(request.path_params["file_id"])).as_dict())
+    return _json(await _flow(request).restore(request.path_params["file_id"]))
 
 
 async def reprocess_file(request: Request) -> Response:
     record = await _flow(request).reprocess(request.path_params["file_id"])
-    return JSONResponse(record.as_dict(), 202)
+    return _json(record, 202)
+
+
+def _json(item: FileRecord | Page, status: int = 200) -> Response:
+    """A record or page as JSON, encoded by its model (no intermediate dict)."""
+    return Response(records.as_json(item), status, media_type="application/json")

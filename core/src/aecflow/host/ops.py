@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aecflow import actor as actors
+from aecflow import schemas
 from aecflow.actor import Role
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
@@ -18,7 +19,7 @@ CHECK_TIMEOUT_S = 5.0
 
 async def health(request: Request) -> Response:
     """The process is alive and its event loop answers; nothing else is checked."""
-    return JSONResponse({"status": "ok"})
+    return JSONResponse(schemas.Health(status="ok").model_dump())
 
 
 async def ready(request: Request) -> Response:
@@ -34,7 +35,9 @@ async def ready(request: Request) -> Response:
     breakers = [breaker.snapshot() for breaker in flow.breakers.values()]
     storage_open = flow.breakers["storage"].state.value == "open"
     is_ready = all(c["status"] == "ok" for c in checks.values()) and not storage_open
-    body = {"status": "ready" if is_ready else "not_ready", "checks": checks, "breakers": breakers}
+    body = schemas.Ready.model_validate(
+        {"status": "ready" if is_ready else "not_ready", "checks": checks, "breakers": breakers}
+    ).model_dump(mode="json", exclude_unset=True)
     return JSONResponse(
         body, 200 if is_ready else 503, headers=None if is_ready else {"Retry-After": "5"}
     )
@@ -60,9 +63,14 @@ async def plugins(request: Request) -> Response:
     flow: Flow = request.app.state.flow
     async with flow.audit.operation("plugins.list", read_only=True):
         actors.current().require(Role.ADMIN, "listing plugins")
-    return JSONResponse(
-        {"items": [info.as_dict() for info in flow.plugins.plugins], "next_cursor": None}
+    page = schemas.PluginPage(
+        items=[
+            schemas.Plugin.model_validate(info, from_attributes=True)
+            for info in flow.plugins.plugins
+        ],
+        next_cursor=None,
     )
+    return JSONResponse(page.model_dump(mode="json"))
 
 
 async def audit(request: Request) -> Response:
@@ -118,7 +126,7 @@ async def redeliver(request: Request) -> Response:
         from aecflow.errors import NotFound
 
         raise NotFound("no such dead letter", code="dead_letter_not_found")
-    return JSONResponse({"redelivered": count}, 202)
+    return JSONResponse(schemas.Redelivered(redelivered=count).model_dump(), 202)
 
 
 async def prometheus_metrics(request: Request) -> Response:

@@ -11,18 +11,22 @@ import json
 import re
 from typing import Any
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from aecflow.errors import InvalidInput
 from aecflow.host.uploads import expected_sha256, in_upload_slot
+from aecflow.schemas import NewUploadSession
 from aecflow.uploads.service import UploadSessions
 
 #: A session request lists at most 10,000 part checksums (about 700 KB of JSON).
 MAX_JSON_BODY = 2 * 1024 * 1024
-OPEN_FIELDS = frozenset(
-    {"filename", "size", "sha256", "part_size", "part_sha256", "content_type", "metadata"}
-)
+#: What a missing (or ``null``) required field is answered with.
+REQUIRED = {
+    "filename": ("a filename is required", "invalid_filename"),
+    "size": ("size (in bytes) is required", "invalid_size"),
+}
 
 
 def _sessions(request: Request) -> UploadSessions:
@@ -48,13 +52,33 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
-def _typed(data: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise InvalidInput(f"{name!r} has the wrong type", code=f"invalid_{name}")
-    return value
+def _open_request(data: dict[str, Any]) -> NewUploadSession:
+    """The body as the model; its first problem as the 400 the API has always given."""
+    try:
+        request = NewUploadSession.model_validate(data)
+    except ValidationError as exc:
+        raise _refusal(exc, data) from None
+    if not request.filename:
+        raise _required("filename")
+    return request
+
+
+def _refusal(exc: ValidationError, data: dict[str, Any]) -> InvalidInput:
+    errors = exc.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return InvalidInput(f"unknown fields: {', '.join(unknown)}", code="invalid_json")
+    name = str(errors[0]["loc"][0])  # errors come in field order: filename, size, ...
+    if name != "filename" and data.get("filename") == "":
+        return _required("filename")
+    if data.get(name) is None and name in REQUIRED:
+        return _required(name)
+    return InvalidInput(f"{name!r} has the wrong type", code=f"invalid_{name}")
+
+
+def _required(name: str) -> InvalidInput:
+    message, code = REQUIRED[name]
+    return InvalidInput(message, code=code)
 
 
 def _with_part_urls(request: Request, view: dict[str, Any]) -> dict[str, Any]:
@@ -76,25 +100,9 @@ def _with_part_urls(request: Request, view: dict[str, Any]) -> dict[str, Any]:
 
 
 async def open_session(request: Request) -> Response:
-    data = await _json_body(request)
-    unknown = sorted(set(data) - OPEN_FIELDS)
-    if unknown:
-        raise InvalidInput(f"unknown fields: {', '.join(unknown)}", code="invalid_json")
-    filename = _typed(data, "filename", str)
-    if not filename:
-        raise InvalidInput("a filename is required", code="invalid_filename")
-    size = _typed(data, "size", int)
-    if size is None:
-        raise InvalidInput("size (in bytes) is required", code="invalid_size")
+    body = _open_request(await _json_body(request))
     view = await _sessions(request).open(
-        request.path_params["project"],
-        filename,
-        size,
-        sha256=_typed(data, "sha256", str),
-        part_size=_typed(data, "part_size", int),
-        part_sha256=_typed(data, "part_sha256", list),
-        content_type=_typed(data, "content_type", str),
-        metadata=_typed(data, "metadata", dict),
+        request.path_params["project"], body.filename, body.size, **body.arguments()
     )
     return JSONResponse(
         _with_part_urls(request, view), 201, headers={"Location": f"/v1/uploads/{view['id']}"}

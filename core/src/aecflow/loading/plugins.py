@@ -24,7 +24,7 @@ from typing import Any
 
 import pluggy
 
-from aecflow import hookspecs
+from aecflow import hookspecs, schemas
 from aecflow.errors import PluginError
 from aecflow.observe import Observation
 from aecflow.registry import NotifierRegistry, ProcessorRegistry, Registry, StorageRegistry
@@ -51,15 +51,8 @@ class PluginInfo:
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "module": self.module,
-            "distribution": self.distribution,
-            "version": self.version,
-            "hooks": self.hooks,
-            "status": self.status,
-            "error": self.error,
-        }
+        """The public shape (:class:`aecflow.schemas.Plugin`)."""
+        return schemas.Plugin.model_validate(self, from_attributes=True).model_dump(mode="json")
 
 
 def _name_list(value: str | None) -> set[str] | None:

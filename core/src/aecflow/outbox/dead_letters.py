@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aecflow import actor as actors
+from aecflow import schemas
 from aecflow.actor import Role
-from aecflow.clock import iso
 from aecflow.errors import InvalidInput
 from aecflow.loading.runtime import Runtime
 from aecflow.store import files as catalog
@@ -15,19 +15,9 @@ from aecflow.store import outbox as outbox_rows
 
 
 def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The public shape of a dead-lettered event."""
-    return {
-        "id": row["id"],
-        "event_id": row["event_id"],
-        "destination": row["destination"],
-        "event_type": row["event_type"],
-        "project": row["project"],
-        "file_id": row["file_id"],
-        "attempts": row["attempts"],
-        "last_error": row["last_error"],
-        "created_at": iso(row["created_at"]),
-        "payload": row["payload"],
-    }
+    """The public shape of a dead-lettered event (:class:`aecflow.schemas.DeadLetter`)."""
+    fields = {name: row[name] for name in schemas.DeadLetter.model_fields}
+    return schemas.DeadLetter.model_validate(fields).model_dump(mode="json")
 
 
 class DeadLetters:

@@ -7,19 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aecflow.clock import iso as _iso
+from aecflow import schemas
+from aecflow.schemas import PROCESSING_KEYS
 
-#: The keys of ``processing`` in every record, in order.
-PROCESSING_KEYS = (
-    "processor",
-    "outcome",
-    "error",
-    "started_at",
-    "finished_at",
-    "duration_s",
-    "result",
-    "warnings",
-)
+__all__ = ["PROCESSING_KEYS", "FileRecord", "Page", "result_warnings"]
 
 
 def result_warnings(result: Any) -> list[str]:
@@ -84,6 +75,13 @@ class FileRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The public shape (``GET /v1/files/{id}``, ``aecflow files show --json``, events)."""
+        return _dump(self.model())
+
+    def model(self) -> schemas.FileRecord:
+        return schemas.FileRecord.model_validate(self.fields())
+
+    def fields(self) -> dict[str, Any]:
+        """What :class:`aecflow.schemas.FileRecord` is made of (times still as datetimes)."""
         return {
             "id": self.id,
             "project": self.project,
@@ -92,13 +90,24 @@ class FileRecord:
             "sha256": self.sha256,
             "content_type": self.content_type,
             "status": self.status,
-            "metadata": dict(self.metadata),
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "deleted_at": _iso(self.deleted_at),
-            "purged_at": _iso(self.purged_at),
-            "processing": dict(self.processing),
+            "metadata": self.metadata,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "deleted_at": self.deleted_at,
+            "purged_at": self.purged_at,
+            "processing": self.processing,
         }
+
+
+def _dump(model: schemas.FileRecord | schemas.FilePage) -> dict[str, Any]:
+    # unset: ``processing`` keys that a run did not write (``attempts``) stay out
+    return model.model_dump(mode="json", exclude_unset=True)
+
+
+def as_json(item: FileRecord | Page) -> bytes:
+    """The same shape as ``as_dict``, encoded by pydantic straight to JSON: a page of 500
+    records with IFC results in about a third of the time ``json.dumps`` of the dict takes."""
+    return item.model().model_dump_json(exclude_unset=True).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,4 +118,9 @@ class Page:
     next_cursor: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"items": [item.as_dict() for item in self.items], "next_cursor": self.next_cursor}
+        """Validated as one page: one call into pydantic, not one per record."""
+        return _dump(self.model())
+
+    def model(self) -> schemas.FilePage:
+        page = {"items": [item.fields() for item in self.items], "next_cursor": self.next_cursor}
+        return schemas.FilePage.model_validate(page)

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import actor as actors
-from aecflow import telemetry, validation
+from aecflow import schemas, telemetry, validation
 from aecflow.access.audit import Operation
 from aecflow.actor import Role
 from aecflow.breaker import admitted
@@ -447,11 +447,11 @@ class UploadSessions:
             "transport": row["transport"],
             "status": status,
             "file_id": row["file_id"] if status == UploadStatus.COMPLETED else None,
-            "created_at": iso(row["created_at"]),
-            "expires_at": iso(row["expires_at"]),
+            "created_at": row["created_at"],
+            "expires_at": row["expires_at"],
         }
         if received is None:
-            return view
+            return schemas.UploadSession.model_validate(view).view()
         parts = []
         for number in range(1, row["part_count"] + 1):
             part = received.get(number)
@@ -465,7 +465,7 @@ class UploadSessions:
         view["parts_received"] = sum(1 for part in parts if part["received"])
         view["bytes_received"] = sum(part["size"] for part in parts if part["received"])
         view["parts"] = parts
-        return view
+        return schemas.UploadSession.model_validate(view).view()
 
     # -- parts through the host ------------------------------------------------------------
 
@@ -539,7 +539,8 @@ class UploadSessions:
                 raise
             if replaced is not None and replaced.etag != stored.etag:
                 await asyncio.shield(self._discard_part(row, replaced))
-        return {"number": number, "size": stored.size, "sha256": digest}
+        receipt = schemas.PartReceipt(number=number, size=stored.size, sha256=digest)
+        return receipt.model_dump(mode="json")
 
     async def _record_part(
         self, upload_id: str, stored: PartInfo, op: Operation

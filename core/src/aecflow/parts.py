@@ -1,4 +1,5 @@
-"""File plumbing for :mod:`aecflow.client`: part sizes, one hashing pass, ranged reads.
+"""Parts of large files: S3's part-size limits (which the server's schemas and every backend
+hold to), and the client's file plumbing: part sizes, one hashing pass, ranged reads.
 
 Kept apart from the HTTP code so that both stay short. Everything that touches the disk runs in
 a worker thread; the event loop only ever holds one chunk per request in flight.
