@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    # The one upward name in the contract: hooks receive the public facade. Type-only, so
+    # nothing runs it; `.importlinter` lists it as the single ignored import.
     from aecflow.flow import Flow
     from aecflow.observe import Observation
     from aecflow.registry import NotifierRegistry, ProcessorRegistry, StorageRegistry
