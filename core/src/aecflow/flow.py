@@ -26,7 +26,7 @@ from aecflow import actor as actors
 from aecflow import catalog, events, telemetry, tokens, validation
 from aecflow.actor import Role
 from aecflow.audit import AuditLog, Operation
-from aecflow.breaker import CircuitBreaker, State, settle
+from aecflow.breaker import CircuitBreaker, State, admitted
 from aecflow.catalog import FileQuery
 from aecflow.components import (
     ProcessorBinding,
@@ -254,24 +254,20 @@ class Flow:
                 file_id = uuid7()
                 key = f"{project}/{file_id}"
                 source = LimitedStream(head, stream, self.settings.uploads.max_size)
-                breaker = self.breakers["storage"]
-                breaker.acquire()
                 span.set_attributes({"aecflow.project": project, "aecflow.file_id": file_id})
-                try:
-                    with telemetry.tracer.start_as_current_span(
+                with (
+                    admitted(self.breakers["storage"], caller_failed=lambda: source.source_failed),
+                    telemetry.tracer.start_as_current_span(
                         "aecflow.storage.put", attributes={"aecflow.storage": self.storage.name}
-                    ):
-                        stored = await self.storage.put(
-                            key,
-                            source,
-                            size=size,
-                            content_type=content_type,
-                            metadata={"project": project, "file-id": file_id},
-                        )
-                except BaseException as exc:
-                    settle(breaker, exc, blame_caller=source.source_failed)
-                    raise
-                breaker.record_success()
+                    ),
+                ):
+                    stored = await self.storage.put(
+                        key,
+                        source,
+                        size=size,
+                        content_type=content_type,
+                        metadata={"project": project, "file-id": file_id},
+                    )
                 timer.attributes["bytes"] = stored.size
                 op.note(file_id=file_id, storage_key=key, bytes_in=stored.size)
                 try:
@@ -445,7 +441,7 @@ class Flow:
         ) as op:
             record = await self.readable(file_id)
             op.note(project=record.project, storage_key=record.storage_key)
-            async with self.breakers["storage"]:
+            with admitted(self.breakers["storage"]):
                 url = await self.storage.download_url(
                     record.storage_key, expires=expires, filename=record.filename
                 )
@@ -657,7 +653,7 @@ class Flow:
                 op.note(project=record.project, storage_key=record.storage_key)
                 if record.purged:
                     return record
-                async with self.breakers["storage"]:
+                with admitted(self.breakers["storage"]):
                     await self.storage.delete(record.storage_key)
                 now = utcnow()
                 async with self.engine.begin() as conn:

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from aecflow import actor as actors
 from aecflow.actor import Role
+from aecflow.breaker import admitted
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 
@@ -48,7 +49,7 @@ def _storage_check(flow: Flow):
 
     async def check() -> None:
         if breaker.allow():
-            async with breaker:
+            with admitted(breaker):
                 await flow.storage.check()
         else:
             await flow.storage.check()
