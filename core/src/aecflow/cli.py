@@ -352,7 +352,7 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     """
     from aecflow import cli_logging
     from aecflow.dispatcher import Dispatcher
-    from aecflow.telemetry_sdk import configure
+    from aecflow.telemetry.sdk import configure
     from aecflow.worker import Worker
 
     cli_logging.serving(ctx)
@@ -411,7 +411,7 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
         )
     if settings.auth.mode == "token":
         await _bootstrap_admin_token(settings)
-    from aecflow.telemetry_sdk import configure
+    from aecflow.telemetry.sdk import configure
 
     flush_telemetry = configure(settings.telemetry)
     app = create_app(settings, worker=worker and settings.worker.embedded)
