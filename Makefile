@@ -35,6 +35,7 @@ test: setup ## The whole test suite (PostgreSQL tests skip loudly without a serv
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: setup ## Benchmarks: print figures, never pass/fail.
 	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done

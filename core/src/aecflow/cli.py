@@ -447,7 +447,8 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
                 + (os.strerror(code) if code else str(bind_errors.error))
                 + ("; is another server running there? choose one with --port" if in_use else "")
             )
-            failure.exit_code = 69 if in_use else 78  # EX_UNAVAILABLE, else EX_CONFIG
+            # click types exit_code as a ClassVar, but reads it from the instance
+            failure.exit_code = 69 if in_use else 78  # type: ignore[misc]  # EX_UNAVAILABLE, else EX_CONFIG
         raise failure
 
 

@@ -11,10 +11,11 @@ transaction fails, so nothing is ever half-kept.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as dt
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,7 +43,7 @@ from aecflow.dispatcher import Dispatcher
 from aecflow.errors import Conflict, InvalidInput, NotFound
 from aecflow.ids import looks_like_id, uuid7
 from aecflow.notify import Notifier
-from aecflow.observe import Observation, timed
+from aecflow.observe import Observation, Timer, timed
 from aecflow.plugins import PluginHost
 from aecflow.processing import Outcome
 from aecflow.records import FileRecord, FileStatus, Page
@@ -174,7 +175,7 @@ class Flow:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _timed(self, name: str, **attributes: Any):
+    def _timed(self, name: str, **attributes: Any) -> AbstractContextManager[Timer]:
         return timed(name, self.plugins.observe, attributes)
 
     def emit(self, observation: Observation) -> None:
@@ -585,7 +586,7 @@ class Flow:
                 await op.write(conn)
             return info, token
 
-    async def list_tokens(self) -> list[TokenInfo]:
+    async def list_tokens(self) -> builtins.list[TokenInfo]:
         async with self.audit.operation("token.list", read_only=True):
             actors.current().require(Role.ADMIN, "listing tokens")
             async with self.engine.connect() as conn:
@@ -682,7 +683,7 @@ class Flow:
                 return record
 
 
-def dead_letter(row: Mapping[str, Any]) -> dict[str, Any]:
+def dead_letter(row: Mapping[Any, Any]) -> dict[str, Any]:  # a RowMapping or a dict
     """The public shape of a dead-lettered event."""
     return {
         "id": row["id"],

@@ -31,7 +31,7 @@ def new_owner(kind: str) -> str:
 
 async def claim_jobs(
     conn: AsyncConnection, owner: str, limit: int, lease: dt.timedelta, now: dt.datetime
-) -> list[Mapping[str, Any]]:
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt."""
     claimable = sa.or_(
         sa.and_(jobs.c.status == "queued", jobs.c.available_at <= now),
@@ -66,7 +66,7 @@ async def claim_outbox(
     limit: int,
     lease: dt.timedelta,
     now: dt.datetime,
-) -> list[Mapping[str, Any]]:
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """Claim up to ``limit`` due events for ``destination``; attempts count on delivery."""
     candidates = (
         sa.select(outbox.c.id)

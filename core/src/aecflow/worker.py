@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import os
 import shutil
@@ -165,8 +166,14 @@ class Worker:
             )
         return bool(count)
 
+    def _forget(self, job_id: str, _task: object) -> None:
+        self.running.pop(job_id, None)
+
     async def _wait(self, stop: asyncio.Event, delay: float) -> None:
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.wake.wait()),
+        ]
         if len(self.running) >= self.concurrency:
             waiters += list(self.running.values())
         try:
@@ -193,7 +200,7 @@ class Worker:
         for row in rows:
             task = asyncio.create_task(self._execute(dict(row)), name=f"job {row['id']}")
             self.running[row["id"]] = task
-            task.add_done_callback(lambda _t, job_id=row["id"]: self.running.pop(job_id, None))
+            task.add_done_callback(functools.partial(self._forget, row["id"]))
         return len(rows)
 
     async def shutdown(self, grace_s: float) -> None:
@@ -404,7 +411,7 @@ class Worker:
         report, now = verdict.report, utcnow()
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
-            job_values = {"status": "done" if succeeded else "failed"}
+            job_values: dict[str, Any] = {"status": "done" if succeeded else "failed"}
         else:
             job_values = {
                 "status": "queued",
