@@ -32,9 +32,11 @@ test: setup ## The whole test suite (PostgreSQL tests skip loudly without a serv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
-lint: setup
+lint: setup ## ruff, mypy and the import layers (.importlinter).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports .importlinter
 
 bench: setup ## Benchmarks: print figures, never pass/fail.
 	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from aecflow.breaker import CircuitBreaker, CircuitOpen, State, is_health_failure
+from aecflow.breaker import CircuitBreaker, CircuitOpen, State, admitted, is_health_failure
 from aecflow.errors import (
     AecflowError,
     InvalidInput,
@@ -74,13 +74,12 @@ def breaker(clock: FakeClock, transitions: list[tuple[str, State, State]]) -> Ci
 
 
 async def fail(breaker: CircuitBreaker, exc: BaseException | None = None) -> None:
-    with pytest.raises(type(exc) if exc else ConnectionError):
-        async with breaker:
-            raise exc or ConnectionError("refused")
+    with pytest.raises(type(exc) if exc else ConnectionError), admitted(breaker):
+        raise exc or ConnectionError("refused")
 
 
 async def succeed(breaker: CircuitBreaker) -> None:
-    async with breaker:
+    with admitted(breaker):
         pass
 
 
@@ -91,7 +90,7 @@ async def open_breaker(breaker: CircuitBreaker) -> None:
 
 
 class Held:
-    """A call held inside ``async with breaker`` until the test lets it finish."""
+    """A call held inside ``with admitted(breaker)`` until the test lets it finish."""
 
     def __init__(self, breaker: CircuitBreaker, exc: BaseException | None = None) -> None:
         self.entered = asyncio.Event()
@@ -99,7 +98,7 @@ class Held:
         self.task = asyncio.create_task(self._run(breaker, exc))
 
     async def _run(self, breaker: CircuitBreaker, exc: BaseException | None) -> None:
-        async with breaker:
+        with admitted(breaker):
             self.entered.set()
             await self.go.wait()
             if exc is not None:
@@ -148,9 +147,8 @@ async def test_refuses_while_open_without_running_the_body(
     await open_breaker(breaker)
     clock.advance(10)
     ran = False
-    with pytest.raises(CircuitOpen) as info:
-        async with breaker:
-            ran = True
+    with pytest.raises(CircuitOpen) as info, admitted(breaker):
+        ran = True
     assert not ran
     assert info.value.breaker == "s3"
     assert info.value.retry_after_s == pytest.approx(20.0)
@@ -188,7 +186,7 @@ async def test_only_one_probe_under_concurrent_callers(
 
     async def other() -> None:
         nonlocal bodies_run
-        async with breaker:
+        with admitted(breaker):
             bodies_run += 1
 
     results = await asyncio.gather(*(other() for _ in range(5)), return_exceptions=True)
@@ -229,8 +227,8 @@ async def test_probe_failure_reopens_with_a_fresh_timeout(
     assert breaker.retry_after() == pytest.approx(30.0)  # from the probe's failure, not before
     assert breaker.snapshot()["opened_count"] == 2
     clock.advance(29.5)
-    with pytest.raises(CircuitOpen):
-        breaker.acquire()
+    with pytest.raises(CircuitOpen), admitted(breaker):
+        pass
     clock.advance(0.5)
     await succeed(breaker)
     assert breaker.state is State.CLOSED
@@ -263,11 +261,10 @@ async def test_probe_whose_task_ends_without_an_outcome_is_released(
     clock.advance(30)
 
     async def forgetful() -> None:
-        breaker.acquire()  # and never records anything
+        admitted(breaker).__enter__()  # and never leaves, so records nothing
 
     await asyncio.create_task(forgetful())
-    breaker.acquire()  # admitted as the new probe instead of refused forever
-    breaker.record_success()
+    await succeed(breaker)  # admitted as the new probe instead of refused forever
     assert breaker.state is State.CLOSED
 
     await open_breaker(breaker)
@@ -293,9 +290,8 @@ async def test_cancellation_never_counts(breaker: CircuitBreaker) -> None:
 async def test_keyboard_interrupt_never_counts(breaker: CircuitBreaker) -> None:
     await fail(breaker)
     for _ in range(5):
-        with pytest.raises(KeyboardInterrupt):
-            async with breaker:
-                raise KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt), admitted(breaker):
+            raise KeyboardInterrupt
     assert breaker.snapshot()["consecutive_failures"] == 1
 
 
@@ -376,35 +372,34 @@ def test_is_health_failure(exc: BaseException, expected: bool) -> None:
     assert is_health_failure(exc) is expected
 
 
-# -- explicit API -----------------------------------------------------------------------------
+# -- verdicts given by the body ---------------------------------------------------------------
 
 
-async def test_explicit_acquire_and_record(breaker: CircuitBreaker, clock: FakeClock) -> None:
+async def test_a_failed_call_without_an_exception_counts(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
     for _ in range(3):
-        breaker.acquire()
-        breaker.record_failure()  # e.g. a notifier got a 503 response, not an exception
-    with pytest.raises(CircuitOpen):
-        breaker.acquire()
+        with admitted(breaker) as call:
+            call.failed()  # e.g. a notifier got a 503 response, not an exception
+    with pytest.raises(CircuitOpen), admitted(breaker):
+        pass
 
     clock.advance(30)
-    breaker.acquire()  # the probe
-    with pytest.raises(CircuitOpen):
-        breaker.acquire()
-    breaker.record_success()
+    with admitted(breaker), pytest.raises(CircuitOpen), admitted(breaker):  # probe, then refused
+        pass
     assert breaker.state is State.CLOSED
 
 
-async def test_record_failure_with_cancellation_only_releases(
-    breaker: CircuitBreaker, clock: FakeClock
-) -> None:
-    breaker.acquire()
-    breaker.record_failure(asyncio.CancelledError())
+async def test_caller_failures_only_release(breaker: CircuitBreaker, clock: FakeClock) -> None:
+    for _ in range(5):
+        with pytest.raises(ConnectionError), admitted(breaker, caller_failed=lambda: True):
+            raise ConnectionError("the client went away")
     assert breaker.snapshot()["consecutive_failures"] == 0
 
     await open_breaker(breaker)
     clock.advance(30)
-    breaker.acquire()
-    breaker.record_failure(asyncio.CancelledError())
+    with pytest.raises(ConnectionError), admitted(breaker, caller_failed=lambda: True):
+        raise ConnectionError("the client went away")
     assert breaker.state is State.OPEN
     assert breaker.allow()
 
@@ -491,3 +486,18 @@ async def test_raising_callback_is_logged_and_swallowed(
 def test_rejects_nonsense_settings(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker("x", **kwargs)
+
+
+# -- admitted() honours is_failure ------------------------------------------------------------
+
+
+async def test_admitted_honours_a_custom_is_failure(clock: FakeClock) -> None:
+    only_key_errors = CircuitBreaker(
+        "x", failure_threshold=1, clock=clock, is_failure=lambda e: isinstance(e, KeyError)
+    )
+    with pytest.raises(ConnectionError), admitted(only_key_errors):
+        raise ConnectionError("not a failure for this dependency")
+    assert only_key_errors.state is State.CLOSED
+    with pytest.raises(KeyError), admitted(only_key_errors):
+        raise KeyError("a failure for this one")
+    assert only_key_errors.state is State.OPEN

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,21 @@ def test_core_and_storage_local_install_into_a_fresh_venv(tmp_path: Path) -> Non
     record = json.loads(ingested.stdout)
     assert record["processing"]["outcome"] == "skipped"
     assert (tmp_path / "aecflow-data" / "storage" / "objects" / "demo" / record["id"]).exists()
+
+
+@pytest.mark.parametrize(
+    "package",
+    ["core", *(f"plugins/{p.name}" for p in sorted((ROOT / "plugins").iterdir()))]
+    + [f"examples/{p.name}" for p in sorted((ROOT / "examples").iterdir())],
+)
+def test_every_wheel_is_marked_typed(package: str, tmp_path: Path) -> None:
+    """PEP 561: without ``py.typed`` in the wheel, type checkers ignore the package's hints."""
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv is not installed (make test installs it)")
+    built = run(uv, "build", "--wheel", "--quiet", "--out-dir", tmp_path, ROOT / package)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        marked = [n for n in archive.namelist() if n.endswith("/py.typed")]
+    assert len(marked) == 1 and marked[0].count("/") == 1, marked

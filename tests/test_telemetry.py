@@ -108,3 +108,30 @@ async def test_one_trace_links_upload_processing_and_delivery(
     }
     assert breakers.get("notifier:flaky") == 0 and breakers.get("storage") == 0
     assert "aecflow.queue.depth" in found
+
+
+async def test_two_flows_in_one_process_have_their_own_monitor(tmp_path: Path) -> None:
+    from aecflow.flow import Flow
+    from aecflow.streams import aiter_bytes
+    from aecflow.telemetry import MONITOR_PLUGIN, Monitor
+    from aecflow.telemetry.monitor import GAUGES
+
+    def settings(name: str):
+        return make_settings(tmp_path / name, f"sqlite+aiosqlite:///{tmp_path / name}.db")
+
+    async with Flow.open(settings("b"), plugins=PLUGINS) as flow_b:
+        async with Flow.open(settings("a"), plugins=PLUGINS) as flow_a:
+            monitor_a = flow_a.plugins.pm.get_plugin(MONITOR_PLUGIN)
+            monitor_b = flow_b.plugins.pm.get_plugin(MONITOR_PLUGIN)
+            assert isinstance(monitor_a, Monitor) and isinstance(monitor_b, Monitor)
+            assert monitor_a is not monitor_b
+            assert monitor_a.breakers is flow_a.breakers and monitor_b.breakers is flow_b.breakers
+            await flow_a.ingest("p1", "m.ok", aiter_bytes(b"a\n"))  # queues a job in a only
+            await monitor_a.poll_once()
+            await monitor_b.poll_once()
+            assert monitor_a.depths[("jobs", "queued")] == 1
+            assert monitor_b.depths[("jobs", "queued")] == 0
+        assert monitor_a not in GAUGES.monitors
+        assert monitor_b in GAUGES.monitors  # closing a stopped only a's monitor
+        assert monitor_b._poller is not None and not monitor_b._poller.done()
+    assert monitor_b not in GAUGES.monitors

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
+from typing import Any
 
 from aecflow.errors import AecflowError, NotFound
 
@@ -79,7 +80,7 @@ def current() -> Actor:
 
 
 @contextmanager
-def acting_as(actor: Actor, **changes: object) -> Iterator[Actor]:
+def acting_as(actor: Actor, **changes: Any) -> Iterator[Actor]:
     """Run a block as ``actor`` (tasks started inside inherit it)."""
     actor = replace(actor, **changes) if changes else actor
     token = _current.set(actor)

@@ -6,7 +6,9 @@ It is in-house because the maintained libraries each miss one of those (see DESI
 "Resilience"). Not thread-safe: it is meant for one event loop, where it is correct under
 concurrency because no method awaits.
 
-    async with breaker:  # raises CircuitOpen before the body runs when the circuit is open
+``admitted()`` is the one way to call through a breaker:
+
+    with admitted(breaker):  # raises CircuitOpen before the body runs when the circuit is open
         await backend.put(key, data)
 """
 
@@ -18,7 +20,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from enum import StrEnum
-from types import TracebackType
 from typing import Any
 
 from aecflow.errors import AecflowError, StorageUnavailable
@@ -152,12 +153,15 @@ class CircuitBreaker:
 
     # -- calling --------------------------------------------------------------------------
 
-    def acquire(self) -> None:
-        """Admit one call or raise ``CircuitOpen``; the first call after the cool-down probes.
+    # Only ``admitted()`` calls these: every admitted call must end in exactly one verdict, or
+    # a probe would hold its slot until its task ends.
 
-        Every admitted call must end in ``record_success``, ``record_failure`` or ``release``
-        (``async with breaker`` does this), or a probe would hold its slot until its task ends.
-        """
+    def is_failure(self, exc: BaseException) -> bool:
+        """Whether ``exc`` counts against the dependency (never for cancellation)."""
+        return isinstance(exc, Exception) and self._is_failure(exc)
+
+    def _acquire(self) -> None:
+        """Admit one call or raise ``CircuitOpen``; the first call after the cool-down probes."""
         self._reap_probe()
         if self._state is State.CLOSED:
             return
@@ -169,7 +173,7 @@ class CircuitBreaker:
         self._prober = _caller()
         self._transition(State.HALF_OPEN)
 
-    def record_success(self) -> None:
+    def _record_success(self) -> None:
         """The dependency answered, even with a refusal: reset the count, close after a probe."""
         if self._state is State.CLOSED:
             self._failures = 0
@@ -178,13 +182,13 @@ class CircuitBreaker:
             self._failures = 0
             self._transition(State.CLOSED)
 
-    def record_failure(self, exc: BaseException | None = None) -> None:
+    def _record_failure(self, exc: BaseException | None = None) -> None:
         """The dependency is unhealthy; the caller decided (e.g. a notifier got a 503 response).
 
         Cancellation is still never a failure: a non-``Exception`` ``exc`` only releases.
         """
         if exc is not None and not isinstance(exc, Exception):
-            self.release()
+            self._release()
         elif self._state is State.CLOSED:
             self._failures += 1
             if self._failures >= self.failure_threshold:
@@ -193,29 +197,10 @@ class CircuitBreaker:
             self._failures += 1
             self._open()
 
-    def release(self) -> None:
+    def _release(self) -> None:
         """The call ended without a verdict (cancelled): count nothing, free the probe slot."""
         if self._is_probe():
             self._release_probe()
-
-    async def __aenter__(self) -> CircuitBreaker:
-        self.acquire()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.record_success()
-        elif not isinstance(exc, Exception):
-            self.release()
-        elif self._is_failure(exc):
-            self.record_failure(exc)
-        else:
-            self.record_success()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -260,29 +245,52 @@ class CircuitBreaker:
                 log.exception("circuit %s: on_transition callback failed", self.name)
 
 
+class Admission:
+    """One call admitted by ``admitted()``; its body may give a verdict no exception carries."""
+
+    __slots__ = ("unhealthy",)
+
+    def __init__(self) -> None:
+        self.unhealthy = False
+
+    def failed(self) -> None:
+        """The dependency answered but is unhealthy (a notifier's 503 response, say)."""
+        self.unhealthy = True
+
+
 def settle(breaker: CircuitBreaker, exc: BaseException, *, blame_caller: bool) -> None:
-    """Tell ``breaker`` how a call it admitted ended with ``exc``.
+    """Tell ``breaker`` how a call it admitted ended with ``exc``, judged by its ``is_failure``.
 
     Cancellation and failures the caller caused (a client gone, a size limit) say nothing
     about the dependency's health: the admission is released without a verdict.
     """
     if blame_caller or not isinstance(exc, Exception):
-        breaker.release()
-    elif is_health_failure(exc):
-        breaker.record_failure(exc)
+        breaker._release()
+    elif breaker.is_failure(exc):
+        breaker._record_failure(exc)
     else:
-        breaker.record_success()
+        breaker._record_success()
 
 
 @contextlib.contextmanager
 def admitted(
     breaker: CircuitBreaker, *, caller_failed: Callable[[], bool] = lambda: False
-) -> Iterator[None]:
-    """Run one call to the dependency through ``breaker`` (raises at once while it is open)."""
-    breaker.acquire()
+) -> Iterator[Admission]:
+    """Run one call to the dependency through ``breaker`` (raises at once while it is open).
+
+    ``caller_failed`` says, when the body raises, that the caller caused it (no verdict).
+    """
+    breaker._acquire()
+    call = Admission()
     try:
-        yield
+        yield call
     except BaseException as exc:
-        settle(breaker, exc, blame_caller=caller_failed())
+        if call.unhealthy and isinstance(exc, Exception) and not caller_failed():
+            breaker._record_failure(exc)
+        else:
+            settle(breaker, exc, blame_caller=caller_failed())
         raise
-    breaker.record_success()
+    if call.unhealthy:
+        breaker._record_failure()
+    else:
+        breaker._record_success()

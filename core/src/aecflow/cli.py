@@ -353,7 +353,7 @@ async def worker(ctx: click.Context, concurrency: int | None, dispatch: bool, gr
     from aecflow import cli_logging
     from aecflow.jobs.worker import Worker
     from aecflow.outbox.dispatcher import Dispatcher
-    from aecflow.telemetry_sdk import configure
+    from aecflow.telemetry.sdk import configure
 
     cli_logging.serving(ctx)
     settings = _quiet_settings(ctx)
@@ -411,7 +411,7 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
         )
     if settings.auth.mode == "token":
         await _bootstrap_admin_token(settings)
-    from aecflow.telemetry_sdk import configure
+    from aecflow.telemetry.sdk import configure
 
     flush_telemetry = configure(settings.telemetry)
     app = create_app(settings, worker=worker and settings.worker.embedded)
@@ -447,7 +447,8 @@ async def serve(ctx: click.Context, host: str | None, port: int | None, worker: 
                 + (os.strerror(code) if code else str(bind_errors.error))
                 + ("; is another server running there? choose one with --port" if in_use else "")
             )
-            failure.exit_code = 69 if in_use else 78  # EX_UNAVAILABLE, else EX_CONFIG
+            # click types exit_code as a ClassVar, but reads it from the instance
+            failure.exit_code = 69 if in_use else 78  # type: ignore[misc]  # EX_UNAVAILABLE, else EX_CONFIG
         raise failure
 
 

@@ -59,10 +59,10 @@ def warnings(processing: Mapping[str, Any]) -> list[str]:
     result = result if isinstance(result, Mapping) else {}
     found = processing.get("warnings")
     if not isinstance(found, list):
-        found = result.get("warnings") if isinstance(result.get("warnings"), list) else []
-    parse = result.get("parse") if isinstance(result.get("parse"), Mapping) else {}
-    reasons = parse.get("reasons") if isinstance(parse.get("reasons"), list) else []
-    notes = result.get("notes") if isinstance(result.get("notes"), list) else []
+        found = _list(result.get("warnings"))
+    parse = result.get("parse")
+    parse = parse if isinstance(parse, Mapping) else {}
+    reasons, notes = _list(parse.get("reasons")), _list(result.get("notes"))
     shown: list[str] = []
     for text in [*found, *reasons, *notes]:
         if str(text) not in shown:
@@ -113,3 +113,7 @@ def _number(value: Any) -> float:
 def _count(value: Any) -> float:
     """A count given as a number or as the list of what was counted."""
     return len(value) if isinstance(value, list) else _number(value)
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -258,11 +258,11 @@ def load_settings(
         sources = {key: str(source) for key in _leaves(raw)}
     sources |= apply_env_overrides(raw, env)
     _warn_single_underscore(raw, env, sources)
-    for path in _drop_unknown(Settings, raw, ()):
+    for unknown in _drop_unknown(Settings, raw, ()):
         log.warning(
             "unknown setting %r in %s: ignored",
-            ".".join(path),
-            ", ".join(sorted({s for k, s in sources.items() if k[: len(path)] == path})),
+            ".".join(unknown),
+            ", ".join(sorted({s for k, s in sources.items() if k[: len(unknown)] == unknown})),
         )
     settings = validate(Settings, raw, where="configuration")
     settings._sources = sources

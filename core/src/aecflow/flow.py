@@ -13,6 +13,7 @@ that transaction fails, so nothing is ever half-kept.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime as dt
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -242,7 +243,7 @@ class Flow:
 
     # -- events --------------------------------------------------------------------------
 
-    async def undelivered(self, file_id: str) -> list[dict[str, Any]]:
+    async def undelivered(self, file_id: str) -> builtins.list[dict[str, Any]]:
         """The file's dead-lettered events, oldest first: settled, but never delivered."""
         return await self._dead.of_file(file_id)
 
@@ -271,7 +272,7 @@ class Flow:
             name=name, role=role, projects=projects, expires_in=expires_in
         )
 
-    async def list_tokens(self) -> list[TokenInfo]:
+    async def list_tokens(self) -> builtins.list[TokenInfo]:
         return await self._tokens.list()
 
     async def revoke_token(self, token_id: str) -> TokenInfo:

@@ -7,7 +7,7 @@ plugin registered what, so a duplicate name is reported with both plugins' names
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -106,7 +106,7 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._entries)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Registration[T]]:
         return iter(self._entries.values())
 
     def _snapshot(self) -> dict[str, Registration[T]]:

@@ -7,6 +7,7 @@ by a user's filename.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from abc import ABC, abstractmethod
@@ -216,7 +217,7 @@ class Storage(ABC):
         host). ``sha256`` (hex), when given, must be enforced by the backend."""
         return None
 
-    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+    async def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
         """The parts the backend holds, by number. Sizes and etags only: the core keeps the
         checksums of parts it received itself."""
         parts: dict[int, PartInfo] = {}

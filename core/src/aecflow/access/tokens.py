@@ -54,7 +54,7 @@ class TokenInfo:
     last_used_at: dt.datetime | None
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> TokenInfo:
+    def from_row(cls, row: Mapping[Any, Any]) -> TokenInfo:  # a RowMapping or a dict
         return cls(
             row["id"],
             row["name"],
@@ -127,7 +127,7 @@ async def revoke(conn: AsyncConnection, token_id: str, now: dt.datetime) -> Toke
 
 
 async def count(conn: AsyncConnection) -> int:
-    return await conn.scalar(sa.select(sa.func.count()).select_from(api_tokens))
+    return int(await conn.scalar(sa.select(sa.func.count()).select_from(api_tokens)) or 0)
 
 
 class AuthFailure(Exception):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from aecflow import actor as actors
 from aecflow import telemetry
 from aecflow.actor import Role
+from aecflow.breaker import admitted
 from aecflow.errors import Conflict
 from aecflow.files.ingest import choose_processor, initial_processing
 from aecflow.files.lookup import require
@@ -116,7 +117,7 @@ class Changes:
                 op.note(project=record.project, storage_key=record.storage_key)
                 if record.purged:
                     return record
-                async with runtime.breakers["storage"]:
+                with admitted(runtime.breakers["storage"]):
                     await runtime.storage.delete(record.storage_key)
                 now = runtime.clock()
                 async with runtime.engine.begin() as conn:

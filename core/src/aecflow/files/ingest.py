@@ -20,7 +20,7 @@ from aecflow import actor as actors
 from aecflow import telemetry, validation
 from aecflow.access.audit import Operation
 from aecflow.actor import Role
-from aecflow.breaker import settle
+from aecflow.breaker import admitted
 from aecflow.errors import InvalidInput
 from aecflow.files.lookup import require
 from aecflow.ids import uuid7
@@ -109,24 +109,22 @@ class Ingest:
                 file_id = uuid7()
                 key = f"{project}/{file_id}"
                 source = LimitedStream(head, stream, runtime.settings.uploads.max_size)
-                breaker = runtime.breakers["storage"]
-                breaker.acquire()
                 span.set_attributes({"aecflow.project": project, "aecflow.file_id": file_id})
-                try:
-                    with telemetry.tracer.start_as_current_span(
+                with (
+                    admitted(
+                        runtime.breakers["storage"], caller_failed=lambda: source.source_failed
+                    ),
+                    telemetry.tracer.start_as_current_span(
                         "aecflow.storage.put", attributes={"aecflow.storage": runtime.storage.name}
-                    ):
-                        stored = await runtime.storage.put(
-                            key,
-                            source,
-                            size=size,
-                            content_type=content_type,
-                            metadata={"project": project, "file-id": file_id},
-                        )
-                except BaseException as exc:
-                    settle(breaker, exc, blame_caller=source.source_failed)
-                    raise
-                breaker.record_success()
+                    ),
+                ):
+                    stored = await runtime.storage.put(
+                        key,
+                        source,
+                        size=size,
+                        content_type=content_type,
+                        metadata={"project": project, "file-id": file_id},
+                    )
                 timer.attributes["bytes"] = stored.size
                 op.note(file_id=file_id, storage_key=key, bytes_in=stored.size)
                 try:

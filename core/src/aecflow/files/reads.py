@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from aecflow import actor as actors
 from aecflow import validation
 from aecflow.actor import Role
+from aecflow.breaker import admitted
 from aecflow.errors import NotFound
 from aecflow.files.lookup import require, require_live
 from aecflow.loading.runtime import Runtime
@@ -77,7 +78,7 @@ class Reads:
         ) as op:
             record = await self.readable(file_id)
             op.note(project=record.project, storage_key=record.storage_key)
-            async with runtime.breakers["storage"]:
+            with admitted(runtime.breakers["storage"]):
                 url = await runtime.storage.download_url(
                     record.storage_key, expires=expires, filename=record.filename
                 )

@@ -17,6 +17,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +25,7 @@ from starlette.responses import Response
 from aecflow.access import tokens
 from aecflow.access.audit import Operation
 from aecflow.actor import Actor, acting_as
+from aecflow.flow import Flow
 from aecflow.host.errors import error_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -120,7 +122,7 @@ def _has_nul(request: Request) -> bool:
     return any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items())
 
 
-def _denied_row(flow, failure: tokens.AuthFailure, request: Request) -> dict:
+def _denied_row(flow: Flow, failure: tokens.AuthFailure, request: Request) -> dict[str, Any]:
     """The audit row of a refused authentication (no transaction of a caller to join)."""
     op = Operation(flow.audit, "auth.failed", True, details={"path": request.url.path})
     return op.row("denied", failure.code)

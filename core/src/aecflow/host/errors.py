@@ -7,6 +7,7 @@ be reached is 503 with ``Retry-After``; anything else is a 500 whose details sta
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -21,7 +22,7 @@ log = logging.getLogger("aecflow.host")
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(schemas.Error.of(code, message), status, headers=headers)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -11,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from aecflow import actor as actors
 from aecflow import schemas
 from aecflow.actor import Role
+from aecflow.breaker import admitted
 from aecflow.errors import InvalidInput
 from aecflow.flow import Flow
 
@@ -43,7 +46,7 @@ async def ready(request: Request) -> Response:
     )
 
 
-def _storage_check(flow: Flow):
+def _storage_check(flow: Flow) -> Callable[[], Awaitable[None]]:
     """Storage's readiness check, run through its breaker when the breaker admits a call: a
     load balancer that drains instances answering 503 sends no other traffic, so /ready
     itself must be the probe that closes an open circuit."""
@@ -51,7 +54,7 @@ def _storage_check(flow: Flow):
 
     async def check() -> None:
         if breaker.allow():
-            async with breaker:
+            with admitted(breaker):
                 await flow.storage.check()
         else:
             await flow.storage.check()
@@ -79,7 +82,7 @@ async def audit(request: Request) -> Response:
     flow: Flow = request.app.state.flow
     params = request.query_params
     actors.current().require(Role.ADMIN, "reading the audit log")
-    filters = {
+    filters: dict[str, Any] = {
         key: params.get(key)
         for key in ("action", "actor", "project", "file_id", "outcome", "request_id")
     }

@@ -45,7 +45,7 @@ def _raw_error(status: bytes, code: str, message: str) -> bytes:
 
 if HttpToolsProtocol is not None:
 
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc,valid-type]
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """httptools' protocol with a size cap and a deadline on each request's head."""
 
         max_header_bytes = 64 * 1024
@@ -134,7 +134,9 @@ def http_protocol(settings: Settings) -> type[asyncio.Protocol] | str:
     return type("ConfiguredHttpToolsProtocol", (GuardedHttpToolsProtocol,), limits)
 
 
-def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int, **extra: Any):
+def uvicorn_config(
+    app: Any, settings: Settings, *, host: str, port: int, **extra: Any
+) -> uvicorn.Config:
     """The ``uvicorn.Config`` that ``aecflow serve`` runs ``app`` with."""
     trusted = settings.server.forwarded_allow_ips
     return uvicorn.Config(

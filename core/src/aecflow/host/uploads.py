@@ -26,6 +26,7 @@ from aecflow import validation
 from aecflow.access.audit import Operation
 from aecflow.actor import Role
 from aecflow.errors import AecflowError, InvalidInput, TooLarge
+from aecflow.flow import Flow
 from aecflow.host.errors import error_response
 from aecflow.host.multipart import MultipartFile
 
@@ -162,7 +163,7 @@ async def in_upload_slot(
         slots.release(holder)
 
 
-async def admit_writer(flow, project: str) -> None:
+async def admit_writer(flow: Flow, project: str) -> None:
     """Refuse (and audit) an upload the actor may not make before any of its body is read:
     the multipart preamble would otherwise be read first, holding a slot for as long as a
     slow client liked."""
@@ -185,7 +186,7 @@ async def upload(request: Request) -> Response:
     )
 
 
-async def _receive(request: Request, flow, project: str) -> Response:
+async def _receive(request: Request, flow: Flow, project: str) -> Response:
     length = request.headers.get("content-length")
     max_size = flow.settings.uploads.max_size
     if length and length.isdigit() and int(length) > max_size:

@@ -310,7 +310,7 @@ def _classify(
 
 def _from_report(report: dict[str, Any], limits: Limits) -> tuple[Outcome, str | None]:
     try:
-        outcome = Outcome(report.get("outcome"))
+        outcome = Outcome(str(report.get("outcome")))
     except ValueError:
         return Outcome.CRASHED, f"the child reported an unknown outcome {report.get('outcome')!r}"
     error = report.get("error")

@@ -99,7 +99,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         processor = instantiate(import_path(job["factory"]), config)
         result = processor.process(Path(job["path"]), ProcessingContext(**job["context"]))
     except InvalidInput as exc:
-        report = {"outcome": "invalid_input", "error": str(exc)}
+        report: dict[str, Any] = {"outcome": "invalid_input", "error": str(exc)}
         if isinstance(getattr(exc, "result", None), dict):
             report["result"] = exc.result
         return report

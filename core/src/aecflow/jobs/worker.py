@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import os
 import shutil
@@ -170,8 +171,14 @@ class Worker:
             )
         return bool(count)
 
+    def _forget(self, job_id: str, _task: object) -> None:
+        self.running.pop(job_id, None)
+
     async def _wait(self, stop: asyncio.Event, delay: float) -> None:
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.wake.wait())]
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self.wake.wait()),
+        ]
         if len(self.running) >= self.concurrency:
             waiters += list(self.running.values())
         try:
@@ -201,7 +208,7 @@ class Worker:
         for row in rows:
             task = asyncio.create_task(self._execute(dict(row)), name=f"job {row['id']}")
             self.running[row["id"]] = task
-            task.add_done_callback(lambda _t, job_id=row["id"]: self.running.pop(job_id, None))
+            task.add_done_callback(functools.partial(self._forget, row["id"]))
         return len(rows)
 
     async def end_lost_jobs(self) -> None:
@@ -221,15 +228,15 @@ class Worker:
                     )
                     if job["last_error"]:
                         error += f"; the error before: {job['last_error']}"
-                    error = cap_error(error)
+                    capped = cap_error(error)
                     await conn.execute(
                         sa.update(jobs)
                         .where(jobs.c.id == job["id"])
-                        .values(last_error=error, updated_at=now)
+                        .values(last_error=capped, updated_at=now)
                     )
-                    verdict = Verdict(_report(Outcome.CRASHED, error), True, job["processor"])
+                    verdict = Verdict(_report(Outcome.CRASHED, capped), True, job["processor"])
                     await self._record_file(conn, job, verdict, job["updated_at"], now)
-                    log.warning("job %s ended: %s", job["id"], error)
+                    log.warning("job %s ended: %s", job["id"], capped)
         except Exception as exc:  # the claim that follows leaves these jobs alone anyway
             log.warning("could not end lost jobs (%s: %s); retrying", type(exc).__name__, exc)
 
@@ -470,7 +477,7 @@ class Worker:
         error = cap_error(report.error)
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
-            job_values = {"status": "done" if succeeded else "failed"}
+            job_values: dict[str, Any] = {"status": "done" if succeeded else "failed"}
         else:
             job_values = {
                 "status": "queued",

@@ -12,6 +12,7 @@ implementation at a time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import importlib.metadata
 import inspect
@@ -114,7 +115,7 @@ class PluginHost:
                 info.status = "disabled"
                 self.plugins.append(info)
             else:
-                self._register(info, lambda m=module_name: importlib.import_module(m))
+                self._register(info, functools.partial(importlib.import_module, module_name))
         seen: dict[str, str] = {}
         for ep in sorted(
             importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name
@@ -142,7 +143,8 @@ class PluginHost:
             self._register(info, ep.load)
         for name, obj in extra:
             self._register(
-                PluginInfo(name=name, module=getattr(obj, "__name__", name)), lambda o=obj: o
+                PluginInfo(name=name, module=getattr(obj, "__name__", name)),
+                functools.partial(_itself, obj),
             )
         self._run_registration()
         return self
@@ -241,6 +243,10 @@ class PluginHost:
         """Wait for background monitor calls (used on shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _itself(obj: object) -> object:
+    return obj
 
 
 def _kwargs(impl: pluggy.HookImpl, **available: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +69,7 @@ class Runtime:
         """Hand an observation to every ``observe`` hook."""
         self.plugins.observe(observation)
 
-    def timed(self, name: str, **attributes: Any) -> Timer:
+    def timed(self, name: str, **attributes: Any) -> AbstractContextManager[Timer]:
         """Time an operation as an observation (see :func:`aecflow.observe.timed`)."""
         return timed(name, self.plugins.observe, attributes)
 

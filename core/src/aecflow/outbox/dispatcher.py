@@ -21,7 +21,7 @@ from opentelemetry import propagate, trace
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow.access.audit import Operation
-from aecflow.breaker import CircuitBreaker
+from aecflow.breaker import CircuitBreaker, CircuitOpen, admitted
 from aecflow.loading.runtime import Runtime
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow.observe import Observation
@@ -161,28 +161,24 @@ class Dispatcher:
         spans: list[trace.Span],
     ) -> dict[str, DeliveryOutcome]:
         started = time.monotonic()
-        try:
-            breaker.acquire()
-        except Exception as exc:  # opened meanwhile: give the rows back untouched
-            return {e.id: DeliveryOutcome(DeliveryStatus.RETRY, str(exc)) for e in events}
         error_type = None
         try:
-            outcomes = dict(await notifier.deliver(events))
-        except asyncio.CancelledError:
-            breaker.release()
-            raise
-        except Exception as exc:
-            error_type = type(exc).__name__
-            breaker.record_failure(exc)
-            outcomes = {
-                e.id: DeliveryOutcome(DeliveryStatus.RETRY, f"{error_type}: {exc}") for e in events
-            }
-        else:
-            statuses = {outcomes.get(e.id, _MISSING).status for e in events}
-            if DeliveryStatus.RETRY in statuses:
-                breaker.record_failure(None)
-            else:
-                breaker.record_success()
+            with admitted(breaker) as call:
+                try:
+                    outcomes = dict(await notifier.deliver(events))
+                except Exception as exc:  # whatever a notifier raises counts against it
+                    call.failed()
+                    error_type = type(exc).__name__
+                    outcomes = {
+                        e.id: DeliveryOutcome(DeliveryStatus.RETRY, f"{error_type}: {exc}")
+                        for e in events
+                    }
+                else:
+                    statuses = {outcomes.get(e.id, _MISSING).status for e in events}
+                    if DeliveryStatus.RETRY in statuses:
+                        call.failed()
+        except CircuitOpen as exc:  # opened meanwhile: give the rows back untouched
+            return {e.id: DeliveryOutcome(DeliveryStatus.RETRY, str(exc)) for e in events}
         for event, span in zip(events, spans, strict=True):
             outcome = outcomes.get(event.id, _MISSING)
             span.set_attribute("aecflow.outcome", outcome.status.value)

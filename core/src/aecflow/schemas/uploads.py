@@ -115,7 +115,7 @@ class UploadPart(Shape):
         "token).",
         json_schema_extra={"format": "uri-reference"},
     )
-    headers: dict[str, str] = Field(default=None)  # type: ignore[assignment]
+    headers: dict[str, str] = Field(default=None)  # type: ignore[arg-type]
 
 
 class UploadSession(Shape):

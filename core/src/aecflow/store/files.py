@@ -120,7 +120,7 @@ async def insert(
     project: str,
     filename: str,
     size: int,
-    sha256: str,
+    sha256: str | None,
     content_type: str | None,
     storage_backend: str,
     storage_key: str,

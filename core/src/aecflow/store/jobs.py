@@ -72,7 +72,7 @@ async def claim(
     now: dt.datetime,
     *,
     max_attempts: int,
-) -> list[Mapping[str, Any]]:
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt.
 
     An abandoned job whose ``attempts`` reached ``max_attempts`` is left to :func:`expire`:
@@ -106,7 +106,7 @@ async def claim(
 
 async def expire(
     conn: AsyncConnection, limit: int, max_attempts: int, now: dt.datetime
-) -> list[Mapping[str, Any]]:
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """End up to ``limit`` abandoned jobs that used their last attempt: ``failed``, unleased.
 
     Returns the rows as they were claimed (``updated_at`` is when the lost attempt began);

@@ -28,7 +28,9 @@ async def pending_count(conn: AsyncConnection, file_id: str) -> int:
     return int(count or 0)
 
 
-async def dead_of_file(conn: AsyncConnection, file_id: str) -> list[Mapping[str, Any]]:
+async def dead_of_file(
+    conn: AsyncConnection, file_id: str
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """The file's dead-lettered rows, oldest first."""
     rows = await conn.execute(
         sa.select(outbox)
@@ -45,7 +47,7 @@ async def dead_page(
     before_id: str | None,
     destination: str | None,
     projects: Iterable[str] | None,
-) -> list[Mapping[str, Any]]:
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """Up to ``limit`` dead letters, newest first, older than ``before_id`` when given."""
     stmt = sa.select(outbox).where(outbox.c.status == OutboxStatus.DEAD)
     if projects is not None:
@@ -88,7 +90,7 @@ async def claim(
     limit: int,
     lease: dt.timedelta,
     now: dt.datetime,
-) -> list[Mapping[str, Any]]:
+) -> list[Mapping[Any, Any]]:  # RowMappings
     """Claim up to ``limit`` due events for ``destination``; attempts count on delivery."""
     candidates = (
         sa.select(outbox.c.id)

@@ -44,8 +44,10 @@ class FileRecord:
     storage_key: str
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> FileRecord:
-        processing = {key: None for key in PROCESSING_KEYS} | dict(row["processing"] or {})
+    def from_row(cls, row: Mapping[Any, Any]) -> FileRecord:  # a RowMapping or a dict
+        processing: dict[str, Any] = {key: None for key in PROCESSING_KEYS} | dict(
+            row["processing"] or {}
+        )
         processing["warnings"] = result_warnings(processing["result"])
         return cls(
             id=row["id"],

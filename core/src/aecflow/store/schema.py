@@ -28,7 +28,9 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect):
+    def process_bind_param(
+        self, value: dt.datetime | None, dialect: sa.Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -36,7 +38,9 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: sa.Dialect):
+    def process_result_value(
+        self, value: dt.datetime | None, dialect: sa.Dialect
+    ) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -46,7 +50,15 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 POSTGRES_ONLY_INDEXES = frozenset({"ix_files_meta_gin"})
 
 
-def include_object(obj, name, type_, reflected, compare_to, *, dialect: str) -> bool:
+def include_object(
+    obj: object,
+    name: str | None,
+    type_: str,
+    reflected: bool,
+    compare_to: object,
+    *,
+    dialect: str,
+) -> bool:
     """Alembic's filter: leave PostgreSQL-only objects out of other dialects' comparisons."""
     return not (type_ == "index" and name in POSTGRES_ONLY_INDEXES and dialect != "postgresql")
 
