@@ -139,18 +139,26 @@ class Flow:
             yield flow
 
     @asynccontextmanager
-    async def background(self) -> AsyncIterator[None]:
-        """Run a worker and the outbox dispatcher in this process until the block ends."""
-        self.worker, self.dispatcher = Worker(self), Dispatcher(self)
+    async def background(
+        self, *, concurrency: int | None = None, dispatch: bool = True, grace_s: float = 30.0
+    ) -> AsyncIterator[list[asyncio.Task[None]]]:
+        """Run a worker, the outbox dispatcher (unless ``dispatch`` is false) and the upload
+        sweeper in this process until the block ends; the block gets their tasks (``aecflow
+        worker`` runs this too, and ends when one of them fails)."""
+        self.worker = Worker(self, concurrency=concurrency)
+        self.dispatcher = Dispatcher(self) if dispatch else None
         stop = asyncio.Event()
         with actors.acting_as(actors.SYSTEM):  # background work is the system's, not a caller's
             tasks = [
-                asyncio.create_task(self.worker.run(stop), name="aecflow worker"),
-                asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher"),
+                asyncio.create_task(self.worker.run(stop, grace_s=grace_s), name="aecflow worker"),
                 asyncio.create_task(self.uploads.run_sweeper(stop), name="aecflow upload sweep"),
             ]
+            if self.dispatcher is not None:
+                tasks.append(
+                    asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher")
+                )
         try:
-            yield
+            yield tasks
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)

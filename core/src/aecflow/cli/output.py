@@ -7,8 +7,14 @@ counts, storeys, element classes and materials, any other result just its outcom
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from aecflow.records import FileRecord
 
 #: Width of the key column.
 KEY = 13
@@ -27,6 +33,23 @@ _RECORD_KEYS = (
     "deleted_at",
     "purged_at",
 )
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_record(record: FileRecord, as_json: bool) -> None:
+    print_record_data(record.as_dict(), as_json)
+
+
+def print_record_data(data: dict[str, Any], as_json: bool) -> None:
+    """A record as JSON or as aligned lines; also for records that came over HTTP."""
+    if as_json:
+        print_json(data)
+        return
+    for text in record_lines(data):
+        click.echo(text)
 
 
 def line(key: str, value: Any) -> str:
