@@ -1,7 +1,7 @@
 """Time and peak memory of the IFC processor against a plain IfcOpenShell script.
 
 Generates synthetic IFC4 models of about 10, 100 and 500 MB (walls, slabs, columns, doors,
-material layer sets, quantities; ``aecflow_processor_ifc.synthetic``), cached under
+material layer sets, quantities; ``aecflow_processor_ifc.testing.synthetic``), cached under
 ``--data-dir``. For each model, in the same run and in alternating order, it measures:
 
 * **plain**: a plain script in its own process: ``ifcopenshell.open(lazy=True,
@@ -159,7 +159,7 @@ def core_available() -> str | None:
 
 def model_for(size_mb: int, data_dir: Path) -> Path:
     """The cached synthetic model of about ``size_mb`` MB, generated on first use."""
-    from aecflow_processor_ifc.synthetic import Spec, write_model
+    from aecflow_processor_ifc.testing.synthetic import Spec, write_model
 
     path = data_dir / f"synthetic-{size_mb}mb.ifc"
     if not path.exists():

@@ -27,6 +27,13 @@ COMMANDS = [
     ["events", "redeliver"],
     ["upload"],
     ["status"],
+    ["serve"],
+    ["tokens"],
+    ["tokens", "create"],
+    ["tokens", "list"],
+    ["tokens", "revoke"],
+    ["audit"],
+    ["audit", "verify"],
 ]
 
 
@@ -255,7 +262,7 @@ def test_ingest_show_and_json_give_the_model_summary(tmp_path: Path) -> None:
 
 
 def test_the_summary_of_other_processors_and_of_warnings() -> None:
-    from aecflow.cli_output import record_lines
+    from aecflow.cli.output import record_lines
 
     text = {
         "id": "f1",

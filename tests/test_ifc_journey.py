@@ -12,7 +12,7 @@ import pytest
 from aecflow.flow import Flow
 from aecflow.jobs.worker import Worker
 from aecflow.streams import file_chunks
-from aecflow_processor_ifc.synthetic import Spec, write_model
+from aecflow_processor_ifc.testing.synthetic import Spec, write_model
 
 from .conftest import SAMPLES, make_settings
 from .live import live_host

@@ -190,6 +190,36 @@ async def test_embedded_worker_runs_inside_the_flow(tmp_path: Path, database_url
     assert done.processing["result"]["lines"] == 3
 
 
+async def test_background_takes_the_worker_commands_options(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`aecflow worker -n 2 --no-dispatch` runs this: a worker of that concurrency, no
+    dispatcher (the file's events stay queued), and the tasks for the command to watch."""
+    settings = engine_settings(
+        tmp_path,
+        database_url,
+        notifiers=[{"backend": "log"}],
+        worker={"embedded": False, "poll_interval_s": 0.1},
+    )
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        async with flow.background(concurrency=2, dispatch=False) as tasks:
+            assert flow.worker is not None and flow.worker.concurrency == 2
+            assert flow.dispatcher is None
+            assert len(tasks) == 2 and not any(task.done() for task in tasks)
+            record = await flow.ingest("p1", "a.ok", aiter_bytes(b"a\nb\n"))
+            for _ in range(300):
+                if (await flow.get(record.id)).status == "processed":
+                    break
+                await asyncio.sleep(0.1)
+        assert flow.worker is None
+        assert (await flow.get(record.id)).status == "processed"
+        async with flow.engine.connect() as conn:
+            pending = await conn.scalar(
+                sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "pending")
+            )
+        assert pending and pending > 0
+
+
 class UpperPlugin:
     """A plugin object of an embedding application, registering a processor without config."""
 

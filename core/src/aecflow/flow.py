@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import datetime as dt
+import logging
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -46,6 +47,8 @@ from aecflow.store.records import FileRecord, Page
 from aecflow.uploads.service import UploadSessions
 
 __all__ = ["DEFAULT_URL_EXPIRY", "Flow", "Unprocessable"]
+
+log = logging.getLogger(__name__)
 
 
 class Flow:
@@ -91,21 +94,32 @@ class Flow:
             yield flow
 
     @asynccontextmanager
-    async def background(self) -> AsyncIterator[None]:
-        """Run a worker, the outbox dispatcher and the upload sweeper here until the block ends."""
-        self.worker, self.dispatcher = Worker(self.runtime), Dispatcher(self.runtime)
+    async def background(
+        self, *, concurrency: int | None = None, dispatch: bool = True, grace_s: float = 30.0
+    ) -> AsyncIterator[builtins.list[asyncio.Task[None]]]:
+        """Run a worker, the outbox dispatcher (unless ``dispatch`` is false) and the upload
+        sweeper in this process until the block ends; the block gets their tasks (``aecflow
+        worker`` runs this too, and ends when one of them fails)."""
+        self.worker = Worker(self.runtime, concurrency=concurrency)
+        self.dispatcher = Dispatcher(self.runtime) if dispatch else None
         stop = asyncio.Event()
         with actors.acting_as(actors.SYSTEM):  # background work is the system's, not a caller's
             tasks = [
-                asyncio.create_task(self.worker.run(stop), name="aecflow worker"),
-                asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher"),
+                asyncio.create_task(self.worker.run(stop, grace_s=grace_s), name="aecflow worker"),
                 asyncio.create_task(self.uploads.run_sweeper(stop), name="aecflow upload sweep"),
             ]
+            if self.dispatcher is not None:
+                tasks.append(
+                    asyncio.create_task(self.dispatcher.run(stop), name="aecflow dispatcher")
+                )
         try:
-            yield
+            yield tasks
         finally:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            ended = await asyncio.gather(*tasks, return_exceptions=True)
+            for task, outcome in zip(tasks, ended, strict=True):
+                if isinstance(outcome, Exception):  # a crash must not vanish with the block
+                    log.error("%s failed", task.get_name(), exc_info=outcome)
             self.worker = self.dispatcher = None
 
     # -- what the flow runs on (read-only views of the runtime) --------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 from ifc_support import BODY, HEADER, TINY, write
 
-from aecflow_processor_ifc.synthetic import Spec, write_model
+from aecflow_processor_ifc.testing.synthetic import Spec, write_model
 
 RUNNER = Path(__file__).with_name("run_capped.py")
 

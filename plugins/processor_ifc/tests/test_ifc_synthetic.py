@@ -9,7 +9,7 @@ import ifcopenshell.validate
 import pytest
 from ifc_support import run, write
 
-from aecflow_processor_ifc.synthetic import Expected, Spec, guid, real, write_model
+from aecflow_processor_ifc.testing.synthetic import Expected, Spec, guid, real, write_model
 
 
 @pytest.fixture(scope="module", params=["m", "mm"])

@@ -1,7 +1,7 @@
 """aecflow processor for IFC models: schema, elements, materials, quantities, spatial tree.
 
 See the package README for the summary it produces. :mod:`aecflow_processor_ifc.plugin`
-registers it; :mod:`aecflow_processor_ifc.synthetic` writes test models of any size.
+registers it; :mod:`aecflow_processor_ifc.testing.synthetic` writes test models of any size.
 """
 
 from __future__ import annotations

@@ -7,8 +7,14 @@ counts, storeys, element classes and materials, any other result just its outcom
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from aecflow.store.records import FileRecord
 
 from aecflow import schemas
 
@@ -20,6 +26,23 @@ TOP_CLASSES = 5
 _RECORD_KEYS = tuple(
     name for name in schemas.FileRecord.model_fields if name not in ("metadata", "processing")
 )
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def print_record(record: FileRecord, as_json: bool) -> None:
+    print_record_data(record.as_dict(), as_json)
+
+
+def print_record_data(data: dict[str, Any], as_json: bool) -> None:
+    """A record as JSON or as aligned lines; also for records that came over HTTP."""
+    if as_json:
+        print_json(data)
+        return
+    for text in record_lines(data):
+        click.echo(text)
 
 
 def line(key: str, value: Any) -> str:

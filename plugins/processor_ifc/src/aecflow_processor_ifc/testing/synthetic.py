@@ -575,7 +575,7 @@ class _Model:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m aecflow_processor_ifc.synthetic OUT.ifc --mb 100``: write a model."""
+    """``python -m aecflow_processor_ifc.testing.synthetic OUT.ifc --mb 100``: write a model."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--mb", type=float, default=10.0, help="target size in MB")

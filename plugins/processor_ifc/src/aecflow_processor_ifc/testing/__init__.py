@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks, kept out of the processor's own module path."""
