@@ -3,6 +3,10 @@
 
 SHELL := /bin/bash
 VENV := .venv
+# `make run` uses its own environment: the service and its plugins, none of the dev tools.
+RUN_VENV ?= .venv-run
+# Third-party plugins for the run environment, one requirement a line (pip's format; gitignored).
+PLUGINS ?= plugins.txt
 UV ?= $(shell command -v uv 2>/dev/null || echo $(VENV)-tools/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
 PYTHON ?= python3
@@ -11,22 +15,40 @@ ifneq ($(PYTHON_OK),1)
 $(error aecflow needs Python 3.11 or newer as $(PYTHON); set PYTHON=/path/to/python3.11)
 endif
 
-.PHONY: setup run test lint bench clean
+SYSTEM_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+
+.PHONY: setup setup-run plugin run test lint bench clean
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
 	$(VENV)-tools/bin/pip install --quiet --disable-pip-version-check "uv>=0.5"
 
 $(VENV)/.synced: pyproject.toml uv.lock core/pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml) | $(UV)
-	$(UV) sync --frozen --python $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
+	$(UV) sync --frozen --python $(SYSTEM_PYTHON)
 	@touch $@
 
 setup: $(VENV)/.synced ## Create .venv with the core, the plugins and the dev tools.
 
+$(RUN_VENV)/.synced: pyproject.toml uv.lock core/pyproject.toml $(wildcard plugins/*/pyproject.toml) | $(UV)
+	UV_PROJECT_ENVIRONMENT="$(RUN_VENV)" $(UV) sync --frozen --no-default-groups --group run --python $(SYSTEM_PYTHON)
+	@touch "$@"
+
+# The sync is exact and removes what the lock does not name, so plugins.txt is installed after it,
+# every time (a no-op when nothing is missing): a plugin survives any later sync.
+setup-run: $(RUN_VENV)/.synced ## Create .venv-run with the core and its plugins (group `run`), then install plugins.txt.
+	@if [ -s "$(PLUGINS)" ]; then $(UV) pip install --python "$(RUN_VENV)/bin/python" -r "$(PLUGINS)"; fi
+
+PKG ?=
+
+plugin: $(RUN_VENV)/.synced ## Add a third-party plugin to the run environment: make plugin PKG=aecflow-storage-gcs
+	@if [ -z '$(PKG)' ]; then echo "usage: make plugin PKG=REQUIREMENT (a name, a version range, a wheel or a directory)"; exit 2; fi
+	$(UV) pip install --python "$(RUN_VENV)/bin/python" $(if $(wildcard $(PLUGINS)),-r "$(PLUGINS)") '$(PKG)'
+	@grep -qxF -- '$(PKG)' "$(PLUGINS)" 2>/dev/null || echo '$(PKG)' >> "$(PLUGINS)"
+
 CONFIG ?=
 
-run: setup ## Run the HTTP host: ./aecflow.toml when present, CONFIG=FILE to name one, else the embedded defaults.
-	$(VENV)/bin/aecflow $(if $(CONFIG),--config "$(CONFIG)") serve
+run: setup-run ## Run the HTTP host: ./aecflow.toml when present, CONFIG=FILE to name one, else the embedded defaults.
+	"$(RUN_VENV)/bin/aecflow" $(if $(CONFIG),--config "$(CONFIG)") serve
 
 test: setup ## The whole test suite (PostgreSQL tests skip loudly without a server).
 	$(VENV)/bin/ruff check .
@@ -42,4 +64,4 @@ bench: setup ## Benchmarks: print figures, never pass/fail.
 	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VENV)-tools aecflow-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-tools $(RUN_VENV) aecflow-data .pytest_cache .ruff_cache
