@@ -8,6 +8,7 @@ import ast
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import aecflow.uploads
 from aecflow.flow import Flow
@@ -21,7 +22,7 @@ NOW = dt.datetime(2026, 12, 7, 10, 0, tzinfo=dt.UTC)
 MiB = 1024 * 1024
 
 
-def session(**values: object) -> UploadRow:
+def session(**values: Any) -> UploadRow:
     file_id = uuid7()
     row = UploadRow(
         id=uuid7(),

@@ -58,7 +58,7 @@ class UploadRow:
     opened_by: str | None = None
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> UploadRow:
+    def of(cls, row: Mapping[Any, Any]) -> UploadRow:  # a RowMapping or a dict
         part_sha256 = row["part_sha256"]
         return cls(
             **{name: row[name] for name in _UPLOAD_COLUMNS},
@@ -103,7 +103,7 @@ class PartRow:
     received_at: dt.datetime
 
     @classmethod
-    def of(cls, row: Mapping[str, Any]) -> PartRow:
+    def of(cls, row: Mapping[Any, Any]) -> PartRow:
         return cls(**{field.name: row[field.name] for field in dataclasses.fields(cls)})
 
     def info(self) -> PartInfo:
