@@ -20,7 +20,6 @@ import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
 
@@ -112,21 +111,16 @@ async def shutdown(flow: Flow) -> None:
 
 async def _poll_queues(flow: Flow) -> None:
     """Refresh queue depths for the gauge (its callback cannot query the database itself)."""
-    from aecflow.store.schema import jobs, outbox
+    from aecflow.store import jobs, outbox
+    from aecflow.store.statuses import JobStatus, OutboxStatus
 
     while True:
         try:
             async with flow.engine.connect() as conn:
-                for name, table, statuses in (
-                    ("jobs", jobs, ("queued", "running")),
-                    ("outbox", outbox, ("pending", "dead")),
-                ):
-                    for status in statuses:
-                        _depths[(name, status)] = await conn.scalar(
-                            sa.select(sa.func.count())
-                            .select_from(table)
-                            .where(table.c.status == status)
-                        )
+                for status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                    _depths[("jobs", status.value)] = await jobs.count_by_status(conn, status)
+                for state in (OutboxStatus.PENDING, OutboxStatus.DEAD):
+                    _depths[("outbox", state.value)] = await outbox.count_by_status(conn, state)
         except Exception as exc:
             log.debug("queue depth poll failed: %s", exc)
         await asyncio.sleep(QUEUE_POLL_S)
