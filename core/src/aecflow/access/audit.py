@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -172,8 +172,8 @@ class AuditLog:
     async def verify(self) -> dict[str, Any]:
         """Walk the chain oldest first; report the first row whose hash does not follow."""
         checked, prev = 0, None
-        async with self.engine.connect() as conn:
-            async for row in audit_rows.oldest_first(conn):
+        async with self.engine.connect() as conn, aclosing(audit_rows.oldest_first(conn)) as rows:
+            async for row in rows:
                 if row["row_hash"] is None:
                     prev = None  # written before the chain was switched on
                     continue
