@@ -124,7 +124,7 @@ async def test_expired_lease_is_reclaimed_and_the_late_result_is_fenced(
         from aecflow.jobs.worker import Verdict
 
         with pytest.raises(LostLease):
-            await dead._record(dict(job), Verdict(late, True, "t-count"), dt.datetime.now(dt.UTC))
+            await dead._record(job, Verdict(late, True, "t-count"), dt.datetime.now(dt.UTC))
         record = await flow.get(file_id)
         assert record.status == "processed" and record.processing["error"] is None
 

@@ -17,20 +17,18 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from aecflow import actor as actors
 from aecflow import schemas
+from aecflow.clock import utcnow
 from aecflow.errors import AecflowError, InvalidInput
 from aecflow.ids import uuid7
-from aecflow.store.schema import audit_log
+from aecflow.store import audit as audit_rows
 
-#: Arbitrary constant: the advisory lock that serialises hash-chained audit writes.
-CHAIN_LOCK_ID = 0x61756474
 HASHED = (
     "id",
     "at",
@@ -51,10 +49,6 @@ HASHED = (
     "duration_s",
     "details",
 )
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def row_hash(prev_hash: str | None, row: dict[str, Any]) -> str:
@@ -139,15 +133,9 @@ class AuditLog:
 
     async def insert(self, conn: AsyncConnection, row: dict[str, Any]) -> None:
         if self.hash_chain:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": CHAIN_LOCK_ID}
-                )
-            prev = await conn.scalar(
-                sa.select(audit_log.c.row_hash).order_by(audit_log.c.id.desc()).limit(1)
-            )
+            prev = await audit_rows.last_hash(conn)
             row = row | {"prev_hash": prev, "row_hash": row_hash(prev, row)}
-        await conn.execute(sa.insert(audit_log).values(**row))
+        await audit_rows.insert(conn, row)
 
     async def insert_many(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
         """Several rows in one statement (one by one when chained: each needs the last hash)."""
@@ -157,7 +145,7 @@ class AuditLog:
             for row in rows:
                 await self.insert(conn, row)
         else:
-            await conn.execute(sa.insert(audit_log), rows)
+            await audit_rows.insert_many(conn, rows)
 
     async def search(
         self, *, limit: int = 50, cursor: str | None = None, **filters: Any
@@ -166,22 +154,17 @@ class AuditLog:
 
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", code="invalid_query")
-        stmt = sa.select(audit_log)
-        scope = actors.current().scope()
-        if scope is not None:  # an admin of some projects reads only their rows
-            stmt = stmt.where(audit_log.c.project.in_(sorted(scope)))
-        for key in ("action", "actor", "project", "file_id", "outcome", "request_id"):
-            if filters.get(key):
-                stmt = stmt.where(audit_log.c[key] == filters[key])
-        if filters.get("since"):
-            stmt = stmt.where(audit_log.c.at >= filters["since"])
-        if filters.get("until"):
-            stmt = stmt.where(audit_log.c.at < filters["until"])
-        if cursor:
-            stmt = stmt.where(audit_log.c.id < decode_cursor(cursor))
-        stmt = stmt.order_by(audit_log.c.id.desc()).limit(limit + 1)
+        before_id = decode_cursor(cursor) if cursor else None
         async with self.engine.connect() as conn:
-            rows = [dict(r) for r in (await conn.execute(stmt)).mappings()]
+            rows = await audit_rows.page(
+                conn,
+                limit=limit + 1,
+                before_id=before_id,
+                projects=actors.current().scope(),
+                matches=filters,
+                since=filters.get("since"),
+                until=filters.get("until"),
+            )
         items = [public(row) for row in rows[:limit]]
         more = len(rows) > limit
         return {"items": items, "next_cursor": encode_cursor(items[-1]["id"]) if more else None}
@@ -189,9 +172,8 @@ class AuditLog:
     async def verify(self) -> dict[str, Any]:
         """Walk the chain oldest first; report the first row whose hash does not follow."""
         checked, prev = 0, None
-        async with self.engine.connect() as conn:
-            result = await conn.stream(sa.select(audit_log).order_by(audit_log.c.id))
-            async for row in result.mappings():
+        async with self.engine.connect() as conn, aclosing(audit_rows.oldest_first(conn)) as rows:
+            async for row in rows:
                 if row["row_hash"] is None:
                     prev = None  # written before the chain was switched on
                     continue

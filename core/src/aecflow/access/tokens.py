@@ -10,18 +10,16 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aecflow import schemas, validation
+from aecflow import validation
 from aecflow.actor import Actor, Role
 from aecflow.errors import InvalidInput, NotFound
 from aecflow.ids import uuid7
-from aecflow.store.schema import api_tokens
+from aecflow.store import tokens as token_rows
+from aecflow.store.tokens import TokenInfo
 
 PREFIX = "aecf_"
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -40,36 +38,6 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    id: str
-    name: str
-    role: str
-    projects: list[str]
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-    last_used_at: dt.datetime | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> TokenInfo:  # a RowMapping or a dict
-        return cls(
-            row["id"],
-            row["name"],
-            row["role"],
-            list(row["projects"]),
-            row["created_at"],
-            row["expires_at"],
-            row["revoked_at"],
-            row["last_used_at"],
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """Never the token or its hash (:class:`aecflow.schemas.TokenInfo`)."""
-        info = schemas.TokenInfo.model_validate(self, from_attributes=True)
-        return info.model_dump(mode="json")
 
 
 async def create(
@@ -101,33 +69,23 @@ async def create(
         "created_at": now,
         "expires_at": now + expires_in if expires_in else None,
     }
-    await conn.execute(sa.insert(api_tokens).values(**row))
-    return TokenInfo.from_row(row | {"revoked_at": None, "last_used_at": None}), token
+    return await token_rows.insert(conn, row), token
 
 
 async def listing(conn: AsyncConnection) -> list[TokenInfo]:
-    rows = (await conn.execute(sa.select(api_tokens).order_by(api_tokens.c.id))).mappings()
-    return [TokenInfo.from_row(row) for row in rows]
+    return await token_rows.listing(conn)
 
 
 async def revoke(conn: AsyncConnection, token_id: str, now: dt.datetime) -> TokenInfo:
-    await conn.execute(
-        sa.update(api_tokens)
-        .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
-        .values(revoked_at=now)
-    )
-    row = (
-        (await conn.execute(sa.select(api_tokens).where(api_tokens.c.id == token_id)))
-        .mappings()
-        .first()
-    )
-    if row is None:
+    await token_rows.revoke(conn, token_id, now)
+    info = await token_rows.get(conn, token_id)
+    if info is None:
         raise NotFound(f"token {token_id!r} does not exist", code="token_not_found")
-    return TokenInfo.from_row(row)
+    return info
 
 
 async def count(conn: AsyncConnection) -> int:
-    return int(await conn.scalar(sa.select(sa.func.count()).select_from(api_tokens)) or 0)
+    return await token_rows.count(conn)
 
 
 class AuthFailure(Exception):
@@ -141,22 +99,16 @@ async def authenticate(conn: AsyncConnection, token: str, now: dt.datetime) -> A
     """The actor a bearer token stands for, or ``AuthFailure`` saying why not."""
     if not token.startswith(PREFIX):
         raise AuthFailure("invalid_token", "the bearer token is not an aecflow token")
-    row = (
-        (await conn.execute(sa.select(api_tokens).where(api_tokens.c.token_hash == digest(token))))
-        .mappings()
-        .first()
-    )
-    if row is None:
+    info = await token_rows.by_hash(conn, digest(token))
+    if info is None:
         raise AuthFailure("invalid_token", "the bearer token is not valid")
-    if row["revoked_at"] is not None:
+    if info.revoked_at is not None:
         raise AuthFailure("revoked_token", "the bearer token has been revoked")
-    if row["expires_at"] is not None and row["expires_at"] <= now:
+    if info.expires_at is not None and info.expires_at <= now:
         raise AuthFailure("expired_token", "the bearer token has expired")
-    last = row["last_used_at"]
+    last = info.last_used_at
     if last is None or now - last > dt.timedelta(minutes=1):  # bounded write amplification
-        await conn.execute(
-            sa.update(api_tokens).where(api_tokens.c.id == row["id"]).values(last_used_at=now)
-        )
+        await token_rows.touch(conn, info.id, now)
     return Actor(
-        id=f"token:{row['id']}", role=Role.parse(row["role"]), projects=frozenset(row["projects"])
+        id=f"token:{info.id}", role=Role.parse(info.role), projects=frozenset(info.projects)
     )

@@ -12,7 +12,6 @@ A path or query holding NUL is refused (400) before anything else looks at it.
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import functools
 import time
 from collections.abc import Awaitable, Callable
@@ -93,7 +92,7 @@ def authenticated(endpoint: Endpoint) -> Endpoint:
             if scheme.lower() != "bearer" or not token.strip():
                 raise tokens.AuthFailure("missing_token", "send Authorization: Bearer <token>")
             async with flow.engine.begin() as conn:
-                actor = await tokens.authenticate(conn, token.strip(), dt.datetime.now(dt.UTC))
+                actor = await tokens.authenticate(conn, token.strip(), flow.runtime.clock())
         except tokens.AuthFailure as failure:
             if wait is not None:  # limited: neither counted nor audited again
                 return error_response(

@@ -21,13 +21,12 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow.access.audit import Operation
@@ -42,9 +41,9 @@ from aecflow.retries import backoff, db_retries
 from aecflow.store import files as catalog
 from aecflow.store import jobs as job_rows
 from aecflow.store import leases
+from aecflow.store.jobs import JobRow
 from aecflow.store.records import FileRecord
-from aecflow.store.schema import files, jobs
-from aecflow.store.statuses import FileStatus
+from aecflow.store.statuses import FileStatus, JobStatus
 from aecflow.telemetry import continued, tracer
 
 log = logging.getLogger("aecflow.worker")  # a stable name: users filter on it
@@ -166,10 +165,7 @@ class Worker:
 
     async def _retries_pending(self) -> bool:
         async with self.runtime.engine.connect() as conn:
-            count = await conn.scalar(
-                sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
-            )
-        return bool(count)
+            return bool(await job_rows.count_by_status(conn, JobStatus.QUEUED))
 
     def _forget(self, job_id: str, _task: object) -> None:
         self.running.pop(job_id, None)
@@ -200,15 +196,13 @@ class Worker:
                 conn, self.owner, free, self.lease, now, max_attempts=self.max_attempts
             )
             for row in rows:
-                await conn.execute(
-                    sa.update(files)
-                    .where(files.c.id == row["file_id"], files.c.purged_at.is_(None))
-                    .values(status=FileStatus.PROCESSING, updated_at=now)
+                await catalog.update_unless_purged(
+                    conn, row.file_id, status=FileStatus.PROCESSING, updated_at=now
                 )
         for row in rows:
-            task = asyncio.create_task(self._execute(dict(row)), name=f"job {row['id']}")
-            self.running[row["id"]] = task
-            task.add_done_callback(functools.partial(self._forget, row["id"]))
+            task = asyncio.create_task(self._execute(row), name=f"job {row.id}")
+            self.running[row.id] = task
+            task.add_done_callback(functools.partial(self._forget, row.id))
         return len(rows)
 
     async def end_lost_jobs(self) -> None:
@@ -224,19 +218,15 @@ class Worker:
                 for job in await job_rows.expire(conn, EXPIRE_BATCH, self.max_attempts, now):
                     error = (
                         f"{INFRASTRUCTURE}: the worker was lost (killed, or its result could not "
-                        f"be recorded) on attempt {job['attempts']} of {self.max_attempts}"
+                        f"be recorded) on attempt {job.attempts} of {self.max_attempts}"
                     )
-                    if job["last_error"]:
-                        error += f"; the error before: {job['last_error']}"
+                    if job.last_error:
+                        error += f"; the error before: {job.last_error}"
                     capped = cap_error(error)
-                    await conn.execute(
-                        sa.update(jobs)
-                        .where(jobs.c.id == job["id"])
-                        .values(last_error=capped, updated_at=now)
-                    )
-                    verdict = Verdict(_report(Outcome.CRASHED, capped), True, job["processor"])
-                    await self._record_file(conn, job, verdict, job["updated_at"], now)
-                    log.warning("job %s ended: %s", job["id"], capped)
+                    await job_rows.note_error(conn, job.id, capped, now)
+                    verdict = Verdict(_report(Outcome.CRASHED, capped), True, job.processor)
+                    await self._record_file(conn, job, verdict, job.updated_at, now)
+                    log.warning("job %s ended: %s", job.id, capped)
         except Exception as exc:  # the claim that follows leaves these jobs alone anyway
             log.warning("could not end lost jobs (%s: %s); retrying", type(exc).__name__, exc)
 
@@ -251,22 +241,22 @@ class Worker:
 
     # -- one job ---------------------------------------------------------------------------
 
-    async def _execute(self, job: dict[str, Any]) -> None:
+    async def _execute(self, job: JobRow) -> None:
         started = self.runtime.clock()
         attributes = {
-            "job_id": job["id"],
-            "file_id": job["file_id"],
-            "processor": job["processor"],
-            "attempt": job["attempts"],
+            "job_id": job.id,
+            "file_id": job.file_id,
+            "processor": job.processor,
+            "attempt": job.attempts,
         }
         with (
-            continued(job.get("traceparent")),
+            continued(job.traceparent),
             tracer.start_as_current_span(
                 "aecflow.process",
                 attributes={
-                    "aecflow.job_id": job["id"],
-                    "aecflow.file_id": job["file_id"],
-                    "aecflow.processor": job["processor"],
+                    "aecflow.job_id": job.id,
+                    "aecflow.file_id": job.file_id,
+                    "aecflow.processor": job.processor,
                 },
             ) as span,
         ):
@@ -276,7 +266,7 @@ class Worker:
                 span.set_attribute("error.type", error_type)
 
     async def _execute_in_span(
-        self, job: dict[str, Any], started: dt.datetime, attributes: dict[str, Any]
+        self, job: JobRow, started: dt.datetime, attributes: dict[str, Any]
     ) -> tuple[str, str | None]:
         outcome, error_type = "ok", None
         verdict: Verdict | None = None
@@ -286,7 +276,7 @@ class Worker:
             outcome = verdict.report.outcome.value
         except LostLease:
             outcome, error_type = "lost_lease", "LostLease"
-            log.warning("job %s was taken over by another worker; result dropped", job["id"])
+            log.warning("job %s was taken over by another worker; result dropped", job.id)
         except asyncio.CancelledError:
             outcome, error_type = "cancelled", "CancelledError"
             await asyncio.shield(self._release(job))
@@ -306,14 +296,14 @@ class Worker:
             )
         return outcome, error_type
 
-    async def _run_with_lease(self, job: Mapping[str, Any]) -> Verdict:
+    async def _run_with_lease(self, job: JobRow) -> Verdict:
         run = asyncio.create_task(self._run(job))
-        keeper = asyncio.create_task(self._keep_lease(job["id"], run))
+        keeper = asyncio.create_task(self._keep_lease(job.id, run))
         try:
             return await run
         except asyncio.CancelledError:
             if keeper.done() and keeper.result() is False:
-                raise LostLease(job["id"]) from None
+                raise LostLease(job.id) from None
             raise
         finally:
             keeper.cancel()
@@ -326,8 +316,8 @@ class Worker:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             try:
                 async with self.runtime.engine.begin() as conn:
-                    ours = await leases.renew(
-                        conn, jobs, job_id, self.owner, self.lease, self.runtime.clock()
+                    ours = await job_rows.renew(
+                        conn, job_id, self.owner, self.lease, self.runtime.clock()
                     )
             except Exception as exc:
                 log.warning("could not renew lease of job %s: %s", job_id, exc)
@@ -336,25 +326,20 @@ class Worker:
                 run.cancel()
                 return False
 
-    async def _run(self, job: Mapping[str, Any]) -> Verdict:
+    async def _run(self, job: JobRow) -> Verdict:
         async with self.runtime.engine.connect() as conn:
-            row = (
-                (await conn.execute(sa.select(files).where(files.c.id == job["file_id"])))
-                .mappings()
-                .first()
-            )
-        record = FileRecord.from_row(row) if row else None
-        binding = self.runtime.processors.get(job["processor"])
+            record = await catalog.get(conn, job.file_id)
+        binding = self.runtime.processors.get(job.processor)
         if record is None or record.purged or binding is None:
             why = (
                 "the file was purged"
                 if record is None or record.purged
-                else (f"processor {job['processor']!r} is not installed or enabled")
+                else (f"processor {job.processor!r} is not installed or enabled")
             )
-            return Verdict(_report(Outcome.SKIPPED, why), True, job["processor"])
+            return Verdict(_report(Outcome.SKIPPED, why), True, job.processor)
         limits, refusal = self.limits_for(binding, record.size)
         if refusal:
-            return Verdict(_report(Outcome.OUT_OF_MEMORY, refusal), True, job["processor"])
+            return Verdict(_report(Outcome.OUT_OF_MEMORY, refusal), True, job.processor)
         context = ProcessingContext(
             file_id=record.id,
             project=record.project,
@@ -377,26 +362,26 @@ class Worker:
                 report.outcome.value,
                 None,
                 {
-                    "processor": job["processor"],
+                    "processor": job.processor,
                     "file_id": record.id,
                     "bytes": record.size,
                     "peak_rss_mb": report.peak_rss_mb,
                 },
             )
         )
-        final = report.outcome not in RETRYABLE or job["attempts"] >= self.max_attempts
+        final = report.outcome not in RETRYABLE or job.attempts >= self.max_attempts
         log.info(
             "processed %s/%s %s with %s: %s in %.2fs%s%s",
             record.project,
             record.filename,
             record.id,
-            job["processor"],
+            job.processor,
             report.outcome.value,
             report.duration_s,
             f" ({report.error})" if report.error else "",
-            "" if final else f"; attempt {job['attempts']} of {self.max_attempts}, will retry",
+            "" if final else f"; attempt {job.attempts} of {self.max_attempts}, will retry",
         )
-        return Verdict(report, final, job["processor"])
+        return Verdict(report, final, job.processor)
 
     @property
     def max_attempts(self) -> int:
@@ -442,67 +427,63 @@ class Worker:
 
     # -- recording -------------------------------------------------------------------------
 
-    async def _finish(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
+    async def _finish(self, job: JobRow, verdict: Verdict, started: dt.datetime) -> None:
         async for attempt in db_retries():
             with attempt:
                 await self._record(job, verdict, started)
 
     async def _record_failure(
-        self, job: Mapping[str, Any], verdict: Verdict | None, exc: Exception, started: dt.datetime
+        self, job: JobRow, verdict: Verdict | None, exc: Exception, started: dt.datetime
     ) -> None:
         """Record that the run or its recording failed, as a crash: the attempt counts, and
         the last one ends the job. If this fails too, the lease expires (see
         :meth:`end_lost_jobs`)."""
         what = "the job could not be run" if verdict is None else "the result could not be recorded"
-        log.error("job %s: %s", job["id"], what, exc_info=exc)
+        log.error("job %s: %s", job.id, what, exc_info=exc)
         cause = getattr(exc, "orig", None) or exc  # the driver's message, not the SQL and values
         error = cap_error(
-            f"{INFRASTRUCTURE}: {what} on attempt {job['attempts']} of {self.max_attempts}: "
+            f"{INFRASTRUCTURE}: {what} on attempt {job.attempts} of {self.max_attempts}: "
             f"{type(exc).__name__}: {cause}"
         )
-        final = job["attempts"] >= self.max_attempts
+        final = job.attempts >= self.max_attempts
         try:
             await self._finish(
-                job, Verdict(_report(Outcome.CRASHED, error), final, job["processor"]), started
+                job, Verdict(_report(Outcome.CRASHED, error), final, job.processor), started
             )
         except LostLease:
-            log.warning("job %s was taken over by another worker; failure dropped", job["id"])
+            log.warning("job %s was taken over by another worker; failure dropped", job.id)
         except Exception:
-            log.exception("job %s: could not record that either; its lease will expire", job["id"])
+            log.exception("job %s: could not record that either; its lease will expire", job.id)
 
-    async def _record(self, job: Mapping[str, Any], verdict: Verdict, started: dt.datetime) -> None:
+    async def _record(self, job: JobRow, verdict: Verdict, started: dt.datetime) -> None:
         report, now = verdict.report, self.runtime.clock()
         # Again here, for runners other than run_isolated: an error the database refuses would
         # leave the file ``processing`` for ever.
         error = cap_error(report.error)
         succeeded = report.outcome in (Outcome.SUCCEEDED, Outcome.SKIPPED)
         if verdict.final:
-            job_values: dict[str, Any] = {"status": "done" if succeeded else "failed"}
+            status, available_at = JobStatus.DONE if succeeded else JobStatus.FAILED, None
         else:
-            job_values = {
-                "status": "queued",
-                "available_at": now + backoff(job["attempts"], self.retry_backoff_s, 3600.0),
-            }
+            status = JobStatus.QUEUED
+            available_at = now + backoff(job.attempts, self.retry_backoff_s, 3600.0)
         async with self.runtime.engine.begin() as conn:
-            result = await conn.execute(
-                sa.update(jobs)
-                .where(leases.held_by(jobs, job["id"], self.owner), jobs.c.status == "running")
-                .values(
-                    lease_owner=None,
-                    lease_until=None,
-                    last_error=error,
-                    updated_at=now,
-                    **job_values,
-                )
+            held = await job_rows.finish(
+                conn,
+                job.id,
+                self.owner,
+                now,
+                status=status,
+                last_error=error,
+                available_at=available_at,
             )
-            if result.rowcount != 1:
-                raise LostLease(job["id"])
+            if not held:
+                raise LostLease(job.id)
             await self._record_file(conn, job, verdict, started, now)
 
     async def _record_file(
         self,
         conn: AsyncConnection,
-        job: Mapping[str, Any],
+        job: JobRow,
         verdict: Verdict,
         started: dt.datetime,
         now: dt.datetime,
@@ -519,7 +500,7 @@ class Worker:
             "finished_at": iso(now),
             "duration_s": round(report.duration_s, 3),
             "result": report.result,
-            "attempts": job["attempts"],
+            "attempts": job.attempts,
         }
         if not verdict.final:
             processing["outcome"] = None
@@ -532,10 +513,8 @@ class Worker:
             if succeeded
             else FileStatus.FAILED
         )
-        await conn.execute(
-            sa.update(files)
-            .where(files.c.id == job["file_id"], files.c.purged_at.is_(None))
-            .values(status=status, processing=processing, updated_at=now)
+        await catalog.update_unless_purged(
+            conn, job.file_id, status=status, processing=processing, updated_at=now
         )
         if verdict.final:
             await self.runtime.audit.insert(
@@ -544,33 +523,23 @@ class Worker:
                     self.runtime.audit,
                     f"processing.{report.outcome.value}",
                     False,
-                    file_id=job["file_id"],
-                    details={"processor": verdict.processor, "attempts": job["attempts"]},
+                    file_id=job.file_id,
+                    details={"processor": verdict.processor, "attempts": job.attempts},
                 ).row("ok" if succeeded else "error", None if succeeded else report.outcome.value),
             )
         if verdict.final and report.outcome is not Outcome.SKIPPED:
-            record = await catalog.get(conn, job["file_id"])
+            record = await catalog.get(conn, job.file_id)
             if record is not None and not record.purged:
                 event = "file.processed" if succeeded else "file.processing_failed"
                 await announce(conn, self.runtime.notifiers, event, record, now)
 
-    async def _release(self, job: Mapping[str, Any]) -> None:
+    async def _release(self, job: JobRow) -> None:
         """Hand a job back (shutdown): queued again, and the attempt does not count."""
         try:
             async with self.runtime.engine.begin() as conn:
-                await conn.execute(
-                    sa.update(jobs)
-                    .where(leases.held_by(jobs, job["id"], self.owner))
-                    .values(
-                        status="queued",
-                        lease_owner=None,
-                        lease_until=None,
-                        attempts=jobs.c.attempts - 1,
-                        available_at=self.runtime.clock(),
-                    )
-                )
+                await job_rows.release(conn, job.id, self.owner, self.runtime.clock())
         except Exception:
-            log.exception("could not release job %s; its lease will expire", job["id"])
+            log.exception("could not release job %s; its lease will expire", job.id)
 
 
 def _report(outcome: Outcome, error: str | None) -> RunReport:

@@ -15,7 +15,6 @@ from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanag
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aecflow.access.audit import AuditLog
@@ -89,8 +88,7 @@ class Runtime:
             event.set()
 
     async def check_database(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await db.ping(self.engine)
 
     def _breaker_moved(self, name: str, old: State, new: State) -> None:
         self.emit(

@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from opentelemetry import propagate, trace
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,24 +27,25 @@ from aecflow.observe import Observation
 from aecflow.retries import backoff, db_retries
 from aecflow.store import leases
 from aecflow.store import outbox as outbox_rows
-from aecflow.store.schema import outbox
+from aecflow.store.outbox import OutboxRow
+from aecflow.store.statuses import OutboxStatus
 from aecflow.telemetry import continued, tracer
 
 log = logging.getLogger(__name__)
 
 
-def event_from_row(row: Mapping[str, Any], span: trace.Span | None = None) -> Event:
+def event_from_row(row: OutboxRow, span: trace.Span | None = None) -> Event:
     """The notifier's view of an outbox row; ``traceparent`` is the delivery span's."""
-    payload = row["payload"]
+    payload = row.payload
     carrier: dict[str, str] = {}
     if span is not None:
         propagate.inject(carrier, context=trace.set_span_in_context(span))
     return Event(
-        id=row["event_id"],
-        type=row["event_type"],
+        id=row.event_id,
+        type=row.event_type,
         occurred_at=dt.datetime.fromisoformat(payload["occurred_at"].replace("Z", "+00:00")),
-        project=row["project"],
-        file_id=row["file_id"],
+        project=row.project,
+        file_id=row.file_id,
         payload=payload,
         attributes={"traceparent": carrier["traceparent"]} if "traceparent" in carrier else {},
     )
@@ -127,7 +127,7 @@ class Dispatcher:
         return len(rows)
 
     async def _attempt(
-        self, name: str, notifier: Notifier, rows: Sequence[Mapping[str, Any]]
+        self, name: str, notifier: Notifier, rows: Sequence[OutboxRow]
     ) -> dict[str, DeliveryOutcome]:
         breaker = self.breaker(name)
         spans = [self._delivery_span(name, row) for row in rows]
@@ -138,17 +138,17 @@ class Dispatcher:
             for span in spans:
                 span.end()
 
-    def _delivery_span(self, name: str, row: Mapping[str, Any]) -> trace.Span:
+    def _delivery_span(self, name: str, row: OutboxRow) -> trace.Span:
         """A producer span per event, in the trace of the change the event announces."""
-        with continued(row.get("traceparent")):
+        with continued(row.traceparent):
             return tracer.start_span(
-                f"deliver {row['event_type']}",
+                f"deliver {row.event_type}",
                 kind=trace.SpanKind.PRODUCER,
                 attributes={
                     "aecflow.destination": name,
-                    "aecflow.event_id": row["event_id"],
-                    "aecflow.event_type": row["event_type"],
-                    "aecflow.attempt": row["attempts"] + 1,
+                    "aecflow.event_id": row.event_id,
+                    "aecflow.event_type": row.event_type,
+                    "aecflow.attempt": row.attempts + 1,
                 },
             )
 
@@ -196,48 +196,29 @@ class Dispatcher:
         return outcomes
 
     async def _record(
-        self, name: str, rows: Sequence[Mapping[str, Any]], outcomes: Mapping[str, DeliveryOutcome]
+        self, name: str, rows: Sequence[OutboxRow], outcomes: Mapping[str, DeliveryOutcome]
     ) -> None:
         """Record a batch's outcomes in one transaction: delivered rows in one statement (the
         common case, and the dispatcher's throughput), the others one by one."""
         now = self.runtime.clock()
         delivered = [
-            r
-            for r in rows
-            if outcomes.get(r["event_id"], _MISSING).status is DeliveryStatus.DELIVERED
+            r for r in rows if outcomes.get(r.event_id, _MISSING).status is DeliveryStatus.DELIVERED
         ]
         async with self.runtime.engine.begin() as conn:
             if delivered:
-                done = set(
-                    (
-                        await conn.execute(
-                            sa.update(outbox)
-                            .where(
-                                outbox.c.id.in_([r["id"] for r in delivered]),
-                                outbox.c.lease_owner == self.owner,
-                            )
-                            .values(
-                                status="delivered",
-                                delivered_at=now,
-                                attempts=outbox.c.attempts + 1,
-                                last_error=None,
-                                lease_owner=None,
-                                lease_until=None,
-                            )
-                            .returning(outbox.c.id)
-                        )
-                    ).scalars()
+                done = await outbox_rows.mark_delivered(
+                    conn, [r.id for r in delivered], self.owner, now
                 )
                 await self.runtime.audit.insert_many(
                     conn,
                     [
                         self._audit_row(name, row, "event.delivered", None)
                         for row in delivered
-                        if row["id"] in done
+                        if row.id in done
                     ],
                 )
             for row in rows:
-                outcome = outcomes.get(row["event_id"], _MISSING)
+                outcome = outcomes.get(row.event_id, _MISSING)
                 if outcome.status is not DeliveryStatus.DELIVERED:
                     await self._record_one(conn, name, row, outcome, now)
 
@@ -245,12 +226,12 @@ class Dispatcher:
         self,
         conn: AsyncConnection,
         name: str,
-        row: Mapping[str, Any],
+        row: OutboxRow,
         outcome: DeliveryOutcome,
         now: dt.datetime,
     ) -> None:
-        values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
-        attempts = row["attempts"] + 1
+        values: dict[str, Any] = {}
+        attempts = row.attempts + 1
         dead = False
         if outcome.status is DeliveryStatus.DISABLED:
             self.disabled[name] = outcome.error or "disabled by the destination"
@@ -261,7 +242,7 @@ class Dispatcher:
         elif outcome.status is DeliveryStatus.REJECTED or attempts >= self.settings.max_attempts:
             dead = True
             values |= {
-                "status": "dead",
+                "status": OutboxStatus.DEAD,
                 "attempts": attempts,
                 "last_error": outcome.error or "rejected",
             }
@@ -271,7 +252,7 @@ class Dispatcher:
                     0.0,
                     "dead",
                     None,
-                    {"destination": name, "event_id": row["event_id"]},
+                    {"destination": name, "event_id": row.event_id},
                 )
             )
         else:
@@ -281,27 +262,26 @@ class Dispatcher:
                 "available_at": now + delay,
                 "last_error": outcome.error,
             }
-        fence = leases.held_by(outbox, row["id"], self.owner)
-        result = await conn.execute(sa.update(outbox).where(fence).values(**values))
-        if dead and result.rowcount:
+        held = await outbox_rows.settle(conn, row.id, self.owner, **values)
+        if dead and held:
             await self.runtime.audit.insert(
                 conn, self._audit_row(name, row, "event.dead", "dead_letter")
             )
 
     def _audit_row(
-        self, name: str, row: Mapping[str, Any], action: str, error_code: str | None
+        self, name: str, row: OutboxRow, action: str, error_code: str | None
     ) -> dict[str, Any]:
         return Operation(
             self.runtime.audit,
             action,
             False,
-            project=row["project"],
-            file_id=row["file_id"],
+            project=row.project,
+            file_id=row.file_id,
             details={
                 "destination": name,
-                "event_id": row["event_id"],
-                "event_type": row["event_type"],
-                "attempts": row["attempts"] + 1,
+                "event_id": row.event_id,
+                "event_type": row.event_type,
+                "attempts": row.attempts + 1,
             },
         ).row("error" if error_code else "ok", error_code)
 

@@ -84,6 +84,12 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
 
 
+async def ping(engine: AsyncEngine) -> None:
+    """Connect and run a trivial query: raises if the database cannot be reached."""
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+
+
 async def current_revision(conn: AsyncConnection) -> str | None:
     return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
 

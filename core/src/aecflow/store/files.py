@@ -153,6 +153,13 @@ async def update(conn: AsyncConnection, file_id: str, **values: Any) -> None:
     await conn.execute(sa.update(files).where(files.c.id == file_id).values(**values))
 
 
+async def update_unless_purged(conn: AsyncConnection, file_id: str, **values: Any) -> None:
+    """As :func:`update`, but a purged row keeps its scrub (a job finishing late, say)."""
+    await conn.execute(
+        sa.update(files).where(files.c.id == file_id, files.c.purged_at.is_(None)).values(**values)
+    )
+
+
 async def scrub(
     conn: AsyncConnection, file_id: str, *, deleted_at: dt.datetime, now: dt.datetime
 ) -> None:

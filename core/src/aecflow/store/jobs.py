@@ -7,16 +7,53 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow.ids import uuid7
+from aecflow.store import leases
 from aecflow.store.schema import jobs
 from aecflow.store.statuses import JobStatus
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """One claimed ``jobs`` row, as the worker sees it."""
+
+    id: str
+    file_id: str
+    processor: str
+    status: JobStatus
+    attempts: int
+    available_at: dt.datetime
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    last_error: str | None
+    traceparent: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> JobRow:  # a RowMapping or a dict
+        return cls(
+            id=row["id"],
+            file_id=row["file_id"],
+            processor=row["processor"],
+            status=JobStatus(row["status"]),
+            attempts=row["attempts"],
+            available_at=row["available_at"],
+            lease_owner=row["lease_owner"],
+            lease_until=row["lease_until"],
+            last_error=row["last_error"],
+            traceparent=row["traceparent"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
 
 
 async def enqueue(
@@ -72,7 +109,7 @@ async def claim(
     now: dt.datetime,
     *,
     max_attempts: int,
-) -> list[Mapping[Any, Any]]:  # RowMappings
+) -> list[JobRow]:
     """Claim up to ``limit`` queued (or abandoned) jobs; each claim counts one attempt.
 
     An abandoned job whose ``attempts`` reached ``max_attempts`` is left to :func:`expire`:
@@ -101,12 +138,12 @@ async def claim(
         )
         .returning(*jobs.c)
     )
-    return list((await conn.execute(stmt)).mappings().all())
+    return [JobRow.of(row) for row in (await conn.execute(stmt)).mappings()]
 
 
 async def expire(
     conn: AsyncConnection, limit: int, max_attempts: int, now: dt.datetime
-) -> list[Mapping[Any, Any]]:  # RowMappings
+) -> list[JobRow]:
     """End up to ``limit`` abandoned jobs that used their last attempt: ``failed``, unleased.
 
     Returns the rows as they were claimed (``updated_at`` is when the lost attempt began);
@@ -126,4 +163,68 @@ async def expire(
         .values(status=JobStatus.FAILED, lease_owner=None, lease_until=None)
         .returning(*jobs.c)
     )
-    return list((await conn.execute(stmt)).mappings().all())
+    return [JobRow.of(row) for row in (await conn.execute(stmt)).mappings()]
+
+
+async def count_by_status(conn: AsyncConnection, status: JobStatus) -> int:
+    """How many jobs are in ``status`` (retries still pending, the queue-depth gauge)."""
+    count = await conn.scalar(
+        sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == status)
+    )
+    return int(count or 0)
+
+
+async def note_error(
+    conn: AsyncConnection, job_id: str, error: str | None, now: dt.datetime
+) -> None:
+    """Keep why a job ended on the row itself."""
+    await conn.execute(
+        sa.update(jobs).where(jobs.c.id == job_id).values(last_error=error, updated_at=now)
+    )
+
+
+async def renew(
+    conn: AsyncConnection, job_id: str, owner: str, lease: dt.timedelta, now: dt.datetime
+) -> bool:
+    """Extend our lease of a job; ``False`` means another worker took it over."""
+    return await leases.renew(conn, jobs, job_id, owner, lease, now)
+
+
+async def finish(
+    conn: AsyncConnection,
+    job_id: str,
+    owner: str,
+    now: dt.datetime,
+    *,
+    status: JobStatus,
+    last_error: str | None,
+    available_at: dt.datetime | None = None,
+) -> bool:
+    """End an attempt we still hold: done, failed, or queued again at ``available_at``.
+
+    ``False`` means the lease was lost (fenced on the owner and on ``running``).
+    """
+    values: dict[str, Any] = {"status": status}
+    if available_at is not None:
+        values["available_at"] = available_at
+    result = await conn.execute(
+        sa.update(jobs)
+        .where(leases.held_by(jobs, job_id, owner), jobs.c.status == JobStatus.RUNNING)
+        .values(lease_owner=None, lease_until=None, last_error=last_error, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+async def release(conn: AsyncConnection, job_id: str, owner: str, now: dt.datetime) -> None:
+    """Hand a job back unfinished: queued again, and the attempt does not count."""
+    await conn.execute(
+        sa.update(jobs)
+        .where(leases.held_by(jobs, job_id, owner))
+        .values(
+            status=JobStatus.QUEUED,
+            lease_owner=None,
+            lease_until=None,
+            attempts=jobs.c.attempts - 1,
+            available_at=now,
+        )
+    )

@@ -4,13 +4,58 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from aecflow.store import leases
 from aecflow.store.schema import outbox
 from aecflow.store.statuses import OutboxStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One claimed ``outbox`` row: an event for one destination, as the dispatcher sees it."""
+
+    id: str
+    event_id: str
+    destination: str
+    event_type: str
+    project: str
+    file_id: str | None
+    payload: Mapping[str, Any]
+    traceparent: str | None
+    status: OutboxStatus
+    attempts: int
+    available_at: dt.datetime
+    lease_owner: str | None
+    lease_until: dt.datetime | None
+    last_error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, row: Mapping[Any, Any]) -> OutboxRow:  # a RowMapping or a dict
+        return cls(
+            id=row["id"],
+            event_id=row["event_id"],
+            destination=row["destination"],
+            event_type=row["event_type"],
+            project=row["project"],
+            file_id=row["file_id"],
+            payload=row["payload"],
+            traceparent=row["traceparent"],
+            status=OutboxStatus(row["status"]),
+            attempts=row["attempts"],
+            available_at=row["available_at"],
+            lease_owner=row["lease_owner"],
+            lease_until=row["lease_until"],
+            last_error=row["last_error"],
+            created_at=row["created_at"],
+            delivered_at=row["delivered_at"],
+        )
 
 
 async def insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
@@ -90,7 +135,7 @@ async def claim(
     limit: int,
     lease: dt.timedelta,
     now: dt.datetime,
-) -> list[Mapping[Any, Any]]:  # RowMappings
+) -> list[OutboxRow]:
     """Claim up to ``limit`` due events for ``destination``; attempts count on delivery."""
     candidates = (
         sa.select(outbox.c.id)
@@ -110,5 +155,46 @@ async def claim(
         .values(lease_owner=owner, lease_until=now + lease)
         .returning(*outbox.c)
     )
-    rows = (await conn.execute(stmt)).mappings().all()
-    return sorted(rows, key=lambda row: row["id"])
+    rows = [OutboxRow.of(row) for row in (await conn.execute(stmt)).mappings()]
+    return sorted(rows, key=lambda row: row.id)
+
+
+async def count_by_status(conn: AsyncConnection, status: OutboxStatus) -> int:
+    """How many events are in ``status`` (the queue-depth gauge)."""
+    count = await conn.scalar(
+        sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == status)
+    )
+    return int(count or 0)
+
+
+async def mark_delivered(
+    conn: AsyncConnection, ids: Iterable[str], owner: str, now: dt.datetime
+) -> set[str]:
+    """Record delivery of the rows we still hold, in one statement; returns their ids."""
+    result = await conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.id.in_(list(ids)), outbox.c.lease_owner == owner)
+        .values(
+            status=OutboxStatus.DELIVERED,
+            delivered_at=now,
+            attempts=outbox.c.attempts + 1,
+            last_error=None,
+            lease_owner=None,
+            lease_until=None,
+        )
+        .returning(outbox.c.id)
+    )
+    return set(result.scalars())
+
+
+async def settle(conn: AsyncConnection, row_id: str, owner: str, **values: Any) -> bool:
+    """Unlease a row we still hold and set ``values`` (a retry's time, dead, the error).
+
+    ``False`` means the lease was lost and nothing changed.
+    """
+    result = await conn.execute(
+        sa.update(outbox)
+        .where(leases.held_by(outbox, row_id, owner))
+        .values(lease_owner=None, lease_until=None, **values)
+    )
+    return bool(result.rowcount)

@@ -19,14 +19,15 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import sqlalchemy as sa
 from opentelemetry import metrics
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aecflow import hookimpl
 from aecflow.breaker import CircuitBreaker
 from aecflow.observe import Observation
-from aecflow.store.schema import jobs, outbox
+from aecflow.store import jobs as job_rows
+from aecflow.store import outbox as outbox_rows
+from aecflow.store.statuses import JobStatus, OutboxStatus
 
 log = logging.getLogger(__name__)
 meter = metrics.get_meter("aecflow")
@@ -54,7 +55,9 @@ OPERATIONS = meter.create_counter(
 )
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 QUEUE_POLL_S = 15.0
-QUEUES = (("jobs", jobs, ("queued", "running")), ("outbox", outbox, ("pending", "dead")))
+#: The statuses whose counts the ``aecflow.queue.depth`` gauge reports.
+JOB_QUEUES = (JobStatus.QUEUED, JobStatus.RUNNING)
+OUTBOX_QUEUES = (OutboxStatus.PENDING, OutboxStatus.DEAD)
 
 
 class Monitor:
@@ -101,14 +104,12 @@ class Monitor:
     async def poll_once(self) -> None:
         """Count this flow's queued, running, pending and dead rows."""
         async with self.engine.connect() as conn:
-            for name, table, statuses in QUEUES:
-                for status in statuses:
-                    count = await conn.scalar(
-                        sa.select(sa.func.count())
-                        .select_from(table)
-                        .where(table.c.status == status)
-                    )
-                    self.depths[(name, status)] = int(count or 0)
+            for job_status in JOB_QUEUES:
+                count = await job_rows.count_by_status(conn, job_status)
+                self.depths[("jobs", job_status.value)] = count
+            for event_status in OUTBOX_QUEUES:
+                count = await outbox_rows.count_by_status(conn, event_status)
+                self.depths[("outbox", event_status.value)] = count
 
     def breaker_states(self) -> Iterable[metrics.Observation]:
         for name, breaker in self.breakers.items():
