@@ -16,13 +16,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from aecflow import actor as actors
 from aecflow import telemetry, validation
 from aecflow.access.audit import Operation
-from aecflow.actor import Role
 from aecflow.breaker import admitted
 from aecflow.errors import InvalidInput
-from aecflow.files.lookup import require
+from aecflow.files.lookup import require, writable_project
 from aecflow.ids import uuid7
 from aecflow.loading.components import ProcessorBinding
 from aecflow.loading.runtime import Runtime
@@ -92,10 +90,7 @@ class Ingest:
             async with runtime.audit.operation(
                 "file.upload", read_only=False, project=str(project)[:64]
             ) as op:
-                project = validation.project_name(project)
-                who = actors.current()
-                who.require_project(project)
-                who.require(Role.WRITER, "uploading")
+                project = writable_project(project)
                 filename = validation.filename(filename)
                 meta = validation.metadata(metadata)
                 expected = validation.sha256_hex(sha256) if sha256 else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import actor as actors
+from aecflow import validation
+from aecflow.actor import Role
 from aecflow.errors import NotFound
 from aecflow.ids import looks_like_id
 from aecflow.store import files as catalog
@@ -24,3 +26,12 @@ def require_live(record: FileRecord) -> FileRecord:
     if record.deleted or record.purged:
         raise NotFound(f"file {record.id!r} is deleted", code="file_deleted")
     return record
+
+
+def writable_project(project: object) -> str:
+    """The validated project name, if the current actor may upload to it (404, then 403)."""
+    name = validation.project_name(project)
+    who = actors.current()
+    who.require_project(name)
+    who.require(Role.WRITER, "uploading")
+    return name

@@ -44,6 +44,7 @@ from aecflow.errors import (
     TooLarge,
 )
 from aecflow.files.ingest import Ingest, Unprocessable, choose_processor
+from aecflow.files.lookup import writable_project
 from aecflow.files.reads import Reads
 from aecflow.ids import looks_like_id, uuid7
 from aecflow.loading.runtime import Runtime
@@ -129,10 +130,8 @@ class UploadSessions:
         async with runtime.audit.operation(
             "upload.open", read_only=False, project=str(project)[:64]
         ) as op:
-            project = validation.project_name(project)
+            project = writable_project(project)
             who = actors.current()
-            who.require_project(project)
-            who.require(Role.WRITER, "uploading")
             filename = validation.filename(filename)
             meta = validation.metadata(metadata)
             content_type = validation.content_type(content_type)
