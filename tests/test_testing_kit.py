@@ -196,3 +196,30 @@ async def test_live_host_serves_http(live_host: LiveHost) -> None:
     assert answer.status_code == 200
     assert isinstance(live_host.flow, Flow)
     assert isinstance(live_host.flow.storage, MemoryStorage)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def first_python_block(text: str) -> str:
+    return text.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("document", "after"),
+    [("docs/testing-plugins.md", "# Testing plugins"), ("README.md", "### Testing plugins")],
+)
+def test_the_documented_snippet_passes(tmp_path: Path, document: str, after: str) -> None:
+    """The docs' plugin test, run as a plugin author would: pytest in a bare directory."""
+    text = (ROOT / document).read_text(encoding="utf-8").split(after, 1)[1]
+    (tmp_path / "test_snippet.py").write_text(first_python_block(text))
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_mode = auto\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
