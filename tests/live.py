@@ -1,4 +1,5 @@
-"""Real servers for tests: the aecflow host under uvicorn, and a TCP proxy to cut a link."""
+"""Real servers for tests: the aecflow host under uvicorn (``serve_app`` and ``live_host`` come
+from :mod:`aecflow.testing`), and a TCP proxy to cut a link."""
 
 from __future__ import annotations
 
@@ -6,48 +7,12 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import uvicorn
-
 from aecflow.config import Settings
 from aecflow.host import create_app
 from aecflow.host.server import uvicorn_config
+from aecflow.testing.live import live_host, serve_app
 
-
-@contextlib.asynccontextmanager
-async def serve_app(
-    app: object, *, lifespan: str = "off", config: uvicorn.Config | None = None
-) -> AsyncIterator[str]:
-    """Run any ASGI ``app`` under uvicorn on a free loopback port; yields its base URL."""
-    if config is None:
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan
-        )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("uvicorn did not start")
-        await asyncio.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@contextlib.asynccontextmanager
-async def live_host(
-    settings: Settings,
-    *,
-    plugins=None,
-    worker: bool | None = None,
-) -> AsyncIterator[tuple[str, object]]:
-    """Serve the aecflow host on a free loopback port; yields (base URL, the Starlette app)."""
-    app = create_app(settings, plugins=plugins, worker=worker)
-    async with serve_app(app, lifespan="on") as url:
-        yield url, app
+__all__ = ["TcpProxy", "live_host", "live_served", "serve_app"]
 
 
 @contextlib.asynccontextmanager

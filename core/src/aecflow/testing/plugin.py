@@ -1,0 +1,57 @@
+"""The pytest plugin (``pytest11`` entry point ``aecflow``): fixtures for plugin tests.
+
+Override ``aecflow_plugins`` (the extra plugins) or ``aecflow_settings`` (top-level settings
+tables) in a conftest or test module to shape the ``flow`` and ``live_host`` fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aecflow.flow import Flow
+from aecflow.testing.flows import PLUGIN, flow_settings, open_test_flow
+from aecflow.testing.live import LiveHost
+from aecflow.testing.live import live_host as serve_host
+
+try:  # async fixtures need pytest-asyncio (the core's ``testing`` extra); strict mode too
+    import pytest_asyncio
+
+    async_fixture: Any = pytest_asyncio.fixture
+except ImportError:  # pragma: no cover - without it only the sync helpers are usable
+    async_fixture = pytest.fixture
+
+
+@pytest.fixture
+def aecflow_plugins() -> list[tuple[str, object]]:
+    """Extra ``(name, plugin)`` pairs for the ``flow`` and ``live_host`` fixtures."""
+    return []
+
+
+@pytest.fixture
+def aecflow_settings() -> dict[str, Any]:
+    """Top-level settings tables that replace :func:`~aecflow.testing.flow_settings`' own."""
+    return {}
+
+
+@async_fixture
+async def flow(
+    tmp_path: Path, aecflow_plugins: list[tuple[str, object]], aecflow_settings: dict[str, Any]
+) -> AsyncIterator[Flow]:
+    """A flow on SQLite in ``tmp_path`` with memory storage and a recording destination."""
+    async with open_test_flow(tmp_path, aecflow_plugins, **aecflow_settings) as opened:
+        yield opened
+
+
+@async_fixture
+async def live_host(
+    tmp_path: Path, aecflow_plugins: list[tuple[str, object]], aecflow_settings: dict[str, Any]
+) -> AsyncIterator[LiveHost]:
+    """The HTTP host on a free loopback port over its own flow (same settings as ``flow``,
+    embedded worker off unless ``aecflow_settings`` says otherwise)."""
+    settings = flow_settings(tmp_path / "host", **aecflow_settings)
+    async with serve_host(settings, plugins=[PLUGIN, *aecflow_plugins]) as host:
+        yield host
