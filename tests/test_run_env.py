@@ -102,6 +102,9 @@ def test_run_environment_has_the_service_and_no_dev_tools(uv: str, tmp_path: Pat
     dry = make(uv, tmp_path, "-n", "run")
     assert f'"{venv}/bin/aecflow"  serve' in dry.stdout, dry.stdout
     assert ".venv/bin/aecflow" not in dry.stdout
+    # ...and `make run CONFIG=FILE` hands it the file (issue 14.9).
+    dry = make(uv, tmp_path, "-n", "run", "CONFIG=my settings.toml")
+    assert f'"{venv}/bin/aecflow" --config "my settings.toml" serve' in dry.stdout, dry.stdout
 
 
 def test_a_plugin_added_with_make_plugin_survives_the_next_sync(uv: str, tmp_path: Path) -> None:
