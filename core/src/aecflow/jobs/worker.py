@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -105,6 +106,9 @@ class Worker:
         self.owner = owner or leases.new_owner("worker")
         self.lease = dt.timedelta(seconds=settings.lease_s)
         self.poll_s = runtime.settings.worker.poll_interval_s
+        #: When :meth:`end_lost_jobs` is next due: a lease takes ``lease_s`` to expire, so
+        #: looking twice per lease is enough, and every claim pass need not write for it.
+        self._lost_jobs_due = 0.0
         #: Set by :meth:`Runtime.wake` when this process commits new work.
         self.wake = runtime.listen()
         self.running: dict[str, asyncio.Task[None]] = {}
@@ -189,7 +193,9 @@ class Worker:
         free = self.concurrency - len(self.running)
         if free <= 0:
             return 0
-        await self.end_lost_jobs()
+        if time.monotonic() >= self._lost_jobs_due:
+            self._lost_jobs_due = time.monotonic() + self.lease.total_seconds() / 2
+            await self.end_lost_jobs()
         now = self.runtime.clock()
         async with self.runtime.engine.begin() as conn:
             rows = await job_rows.claim(
