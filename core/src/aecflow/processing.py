@@ -56,6 +56,23 @@ class ProcessingContext:
     size: int
     content_type: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: An empty directory the step may write artifacts into (declared in the result); ``None``
+    #: where the caller keeps no artifacts (a processor must then not write any).
+    output_dir: Path | None = None
+    #: The results of the steps this processor runs after (``Processor.after``), by name.
+    inputs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A derived file a step wrote as ``context.output_dir / name``; the core stores and serves it.
+
+    ``name`` is the file's name in the output directory and in the API: 1-128 characters of
+    ``A-Za-z0-9._-``, not starting with a dot.
+    """
+
+    name: str
+    media_type: str = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +80,8 @@ class ProcessingResult:
     """The summary a processor returns; ``data`` must be JSON-serialisable."""
 
     data: dict[str, Any]
+    #: Files written into ``context.output_dir`` to keep beside the file.
+    artifacts: tuple[Artifact, ...] = ()
 
 
 class Processor(ABC):
@@ -78,6 +97,9 @@ class Processor(ABC):
     suffixes: tuple[str, ...] = ()
     #: Media types accepted regardless of suffix.
     media_types: tuple[str, ...] = ()
+    #: Processors whose results this one reads (``context.inputs``): it runs after they
+    #: succeed, and is skipped, naming them, when one of them does not.
+    after: tuple[str, ...] = ()
 
     def sniff(self, head: bytes) -> bool:
         """Whether the first bytes (up to 4 KiB) look like something this processor reads."""
