@@ -198,3 +198,12 @@ async def settle(conn: AsyncConnection, row_id: str, owner: str, **values: Any) 
         .values(lease_owner=None, lease_until=None, **values)
     )
     return bool(result.rowcount)
+
+
+async def every_row(conn: AsyncConnection, destination: str | None = None) -> list[dict[str, Any]]:
+    """Every row with all its columns, oldest first (``destination``'s only, if given): for
+    tests and diagnostics that look at the whole table, never for delivery."""
+    stmt = sa.select(outbox).order_by(outbox.c.id)
+    if destination:
+        stmt = stmt.where(outbox.c.destination == destination)
+    return [dict(row) for row in (await conn.execute(stmt)).mappings()]

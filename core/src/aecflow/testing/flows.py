@@ -35,13 +35,23 @@ def flow_settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @contextlib.asynccontextmanager
+async def open_flow(
+    settings: Settings, plugins: Iterable[tuple[str, object]] = ()
+) -> AsyncIterator[Flow]:
+    """Open a :class:`~aecflow.flow.Flow` on any ``settings`` (e.g. a PostgreSQL
+    ``database_url``) with the testing backends and ``plugins`` registered beside the entry
+    points: what :func:`open_test_flow` does on :func:`flow_settings`."""
+    async with Flow.open(settings, plugins=[PLUGIN, *plugins]) as flow:
+        yield flow
+
+
+@contextlib.asynccontextmanager
 async def open_test_flow(
     tmp_path: Path, plugins: Iterable[tuple[str, object]] = (), **settings: Any
 ) -> AsyncIterator[Flow]:
     """Open a :class:`~aecflow.flow.Flow` on :func:`flow_settings` with the testing backends
     and ``plugins`` (``(name, module-or-object)`` pairs) registered beside the entry points."""
-    extra = [PLUGIN, *plugins]
-    async with Flow.open(flow_settings(tmp_path, **settings), plugins=extra) as flow:
+    async with open_flow(flow_settings(tmp_path, **settings), plugins) as flow:
         yield flow
 
 

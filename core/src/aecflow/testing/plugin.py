@@ -1,7 +1,9 @@
 """The pytest plugin (``pytest11`` entry point ``aecflow``): fixtures for plugin tests.
 
 Override ``aecflow_plugins`` (the extra plugins) or ``aecflow_settings`` (top-level settings
-tables) in a conftest or test module to shape the ``flow`` and ``live_host`` fixtures.
+tables) in a conftest or test module to shape the ``flow`` and ``live_host`` fixtures. The
+database fixtures (``database_url``, ``postgres_url``, ``sqlite_url``) come from
+:mod:`aecflow.testing.databases`.
 """
 
 from __future__ import annotations
@@ -13,9 +15,20 @@ from typing import Any
 import pytest
 
 from aecflow.flow import Flow
+from aecflow.testing.databases import database_url, postgres_url, sqlite_url
 from aecflow.testing.flows import PLUGIN, flow_settings, open_test_flow
 from aecflow.testing.live import LiveHost
 from aecflow.testing.live import live_host as serve_host
+
+__all__ = [
+    "aecflow_plugins",
+    "aecflow_settings",
+    "database_url",
+    "flow",
+    "live_host",
+    "postgres_url",
+    "sqlite_url",
+]
 
 try:  # async fixtures need pytest-asyncio (the core's ``testing`` extra); strict mode too
     import pytest_asyncio

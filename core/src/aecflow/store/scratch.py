@@ -1,0 +1,56 @@
+"""Throw-away databases for test sessions: reach a server, create and drop a database, empty
+every table. The kit's database fixtures (:mod:`aecflow.testing.databases`) use these, so the
+SQL stays in the store like all other SQL."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from aecflow.store.schema import metadata
+
+
+async def unreachable(url: str) -> str | None:
+    """Why the server at ``url`` cannot be used (``None`` when a query goes through)."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def create_database(admin_url: str, name: str) -> str:
+    """Create PostgreSQL database ``name`` through ``admin_url``; returns its URL."""
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+    url = sa.engine.make_url(admin_url).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def truncate_all(url: str) -> None:
+    """Empty every aecflow table of the PostgreSQL database at ``url`` (if migrated)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            exists = await conn.run_sync(lambda c: sa.inspect(c).has_table("files"))
+            if exists:
+                names = ", ".join(t.name for t in metadata.sorted_tables)
+                await conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    finally:
+        await engine.dispose()
