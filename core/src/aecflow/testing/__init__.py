@@ -10,8 +10,14 @@ and runners that settle its work. Installed with the core and registered as a py
 from __future__ import annotations
 
 from aecflow.testing.backends import MemoryStorage, RecordingNotifier, RecordingNotifierConfig
+from aecflow.testing.contracts import NotifierContract
+from aecflow.testing.delivery import all_delivered, deliver_until, outbox_rows
+from aecflow.testing.flows import (
+    PLUGIN as TESTING_PLUGIN,
+)
 from aecflow.testing.flows import (
     flow_settings,
+    open_flow,
     open_test_flow,
     recording_notifier,
     run_dispatcher,
@@ -19,15 +25,23 @@ from aecflow.testing.flows import (
     run_worker,
 )
 from aecflow.testing.live import LiveHost, live_host, serve_app
+from aecflow.testing.proxy import TcpProxy
 
 __all__ = [
+    "TESTING_PLUGIN",
     "LiveHost",
     "MemoryStorage",
+    "NotifierContract",
     "RecordingNotifier",
     "RecordingNotifierConfig",
+    "TcpProxy",
+    "all_delivered",
+    "deliver_until",
     "flow_settings",
     "live_host",
+    "open_flow",
     "open_test_flow",
+    "outbox_rows",
     "recording_notifier",
     "run_dispatcher",
     "run_until_settled",
