@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
+from aecflow.testing import databases
 
 from .fakedist import FakeDists
 
@@ -90,3 +91,11 @@ async def inserts_refused(engine: AsyncEngine, table: str = "outbox") -> AsyncIt
             await conn.execute(sa.text(f"DROP TRIGGER refuse{on_table}"))
             if postgres:
                 await conn.execute(sa.text("DROP FUNCTION refuse()"))
+
+
+def __getattr__(name: str) -> object:
+    """``from tests.conftest import database_url``: the kit's fixtures (its pytest plugin
+    registers them everywhere), for plugin conftests that still import them from here."""
+    if name in ("database_url", "postgres_url"):
+        return getattr(databases, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

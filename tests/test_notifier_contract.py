@@ -278,6 +278,13 @@ def test_a_contract_without_its_notifier_says_what_is_missing(pytester: pytest.P
             pass
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-k", "batch_gets")
+    result = pytester.runpytest_inprocess(
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "batch_gets",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+    )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*NotifierContract needs a `notifier` fixture*"])

@@ -1,9 +1,9 @@
-"""Fixtures: moto's SQS server on a free loopback port, reached over real HTTP by aioboto3,
-plus the repository's database fixtures (real SQLite and PostgreSQL, from ``tests``)."""
+"""Fixtures: moto's SQS server on a free loopback port, reached over real HTTP by aioboto3.
+The database fixtures (``database_url`` on real SQLite and PostgreSQL, ``sqlite_url``) come
+from ``aecflow.testing``'s pytest plugin."""
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,16 +12,7 @@ from typing import Any
 import aioboto3
 import pytest
 from moto.server import ThreadedMotoServer
-
-# pytest puts the repository root on sys.path only when it collects the top-level ``tests``
-# package; make it importable when this plugin's tests run on their own too.
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from sqs_support import REGION  # noqa: E402
-
-from tests.conftest import database_url, postgres_url  # noqa: E402, F401
+from sqs_support import REGION
 
 
 @pytest.fixture(scope="session")
@@ -73,9 +64,3 @@ async def fifo_queue_url(sqs: Any) -> str:
         QueueName=f"events-{uuid.uuid4().hex[:12]}.fifo", Attributes={"FifoQueue": "true"}
     )
     return answer["QueueUrl"]
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    """For behaviour that does not depend on the database: SQLite only, to stay fast."""
-    return f"sqlite+aiosqlite:///{tmp_path / 'aecflow.db'}"

@@ -7,8 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from aecflow.config import Settings
-from tests.conftest import make_settings
-from tests.delivery import all_delivered, deliver_until, outbox_rows  # noqa: F401 - re-exported
+from aecflow.testing import (  # noqa: F401 - re-exported for the tests
+    all_delivered,
+    deliver_until,
+    flow_settings,
+    open_flow,
+    outbox_rows,
+)
 
 REGION = "us-east-1"
 
@@ -16,14 +21,16 @@ REGION = "us-east-1"
 def sqs_settings(
     tmp_path: Path, database_url: str, *notifiers: dict[str, Any], **overrides: Any
 ) -> Settings:
-    """Quick retries and a quick breaker, so tests wait on conditions, never on the clock."""
+    """Quick retries and a quick breaker, so tests wait on conditions, never on the clock.
+    Objects go to the kit's ``memory`` storage: open the flow with ``open_flow``."""
     raw: dict[str, Any] = {
+        "database": {"url": database_url},
         "notifiers": list(notifiers),
         "outbox": {"max_attempts": 6, "backoff_base_s": 0.01, "backoff_max_s": 0.05},
         "breakers": {"failure_threshold": 50, "reset_timeout_s": 0.2},
     }
     raw.update(overrides)
-    return make_settings(tmp_path, database_url, **raw)
+    return flow_settings(tmp_path, **raw)
 
 
 def destination(queue_url: str, endpoint: str, **options: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from sqs_support import (
     destination,
     drain,
     event_ids,
+    open_flow,
     outbox_rows,
     sqs_settings,
 )
@@ -32,9 +33,9 @@ from aecflow.notify import DeliveryStatus, Event
 from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.store.schema import outbox
 from aecflow.streams import aiter_bytes
+from aecflow.testing import TcpProxy
 from aecflow_notify_sqs import SqsConfig, SqsNotifier
 from aecflow_notify_sqs.messages import encode_body
-from tests.live import TcpProxy
 
 
 async def ingest(flow: Flow, count: int, project: str = "p1", **kwargs: Any) -> list[str]:
@@ -62,7 +63,7 @@ async def test_events_arrive_with_body_and_attributes(
     tmp_path: Path, database_url: str, moto_endpoint: str, queue_url: str, sqs: Any
 ) -> None:
     settings = sqs_settings(tmp_path, database_url, destination(queue_url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         file_ids = await ingest(flow, 3)
         await Dispatcher(flow.runtime).run_until_idle()
         rows = await outbox_rows(flow)
@@ -99,7 +100,7 @@ async def test_more_than_ten_events_go_in_batches_of_ten(
     tmp_path: Path, sqlite_url: str, moto_endpoint: str, queue_url: str, sqs: Any
 ) -> None:
     settings = sqs_settings(tmp_path, sqlite_url, destination(queue_url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 25)
         calls = count_batches(flow.notifiers["sqs"])
         assert await Dispatcher(flow.runtime).deliver_once("sqs", flow.notifiers["sqs"]) == 25
@@ -118,7 +119,7 @@ async def test_batches_respect_the_queue_size_limit_read_at_start(
         )
     )["QueueUrl"]
     settings = sqs_settings(tmp_path, sqlite_url, destination(url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         notifier = flow.notifiers["sqs"]
         assert notifier.max_message_size == 4096
         await ingest(flow, 6, metadata={"note": "n" * 1000})  # over 1 KiB per message
@@ -146,7 +147,7 @@ async def test_partial_batch_failure_delivers_the_rest_without_duplicates(
     """Moto answers 200 with one entry in ``Failed`` when that entry's DelaySeconds is out of
     range; a botocore hook on the notifier's real client sets it on the first call only."""
     settings = sqs_settings(tmp_path, database_url, destination(queue_url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 10)
         notifier = flow.notifiers["sqs"]
         calls = 0
@@ -181,7 +182,7 @@ async def test_fifo_groups_and_deduplicates_a_redelivered_event(
     tmp_path: Path, database_url: str, moto_endpoint: str, fifo_queue_url: str, sqs: Any
 ) -> None:
     settings = sqs_settings(tmp_path, database_url, destination(fifo_queue_url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         assert flow.notifiers["sqs"].fifo
         await ingest(flow, 2, project="tower-a")
         await ingest(flow, 1, project="tower-b")
@@ -210,7 +211,7 @@ async def test_fifo_group_per_file(
     settings = sqs_settings(
         tmp_path, sqlite_url, destination(fifo_queue_url, moto_endpoint, group_by="file")
     )
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         [file_id] = await ingest(flow, 1)
         await flow.delete(file_id)
         await Dispatcher(flow.runtime).run_until_idle()
@@ -232,7 +233,7 @@ async def test_endpoint_down_and_back_loses_nothing(
         breakers={"failure_threshold": 2, "reset_timeout_s": 0.2},
     )
     try:
-        async with Flow.open(settings) as flow:
+        async with open_flow(settings) as flow:
             await ingest(flow, 15)
             await proxy.stop()  # SQS unreachable
             breaker = flow.breakers["notifier:sqs"]
@@ -269,7 +270,7 @@ async def test_oversized_event_is_dead_lettered_and_redelivered_after_the_limit_
         )
     )["QueueUrl"]
     settings = sqs_settings(tmp_path, sqlite_url, destination(url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 1)
         await ingest(flow, 1, metadata={"note": "n" * 1000})
         await Dispatcher(flow.runtime).run_until_idle()
@@ -293,7 +294,7 @@ async def test_a_limit_lowered_after_start_is_noticed(
     """Moto refuses the whole batch when one entry is too long; the next round re-reads the
     limit, dead-letters the oversized event and delivers the rest."""
     settings = sqs_settings(tmp_path, sqlite_url, destination(queue_url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 2)
         await ingest(flow, 1, metadata={"note": "n" * 1000})
         await sqs.set_queue_attributes(
@@ -318,7 +319,7 @@ async def test_a_deleted_queue_disables_the_destination_and_keeps_events(
     tmp_path: Path, sqlite_url: str, moto_endpoint: str, queue_url: str, sqs: Any
 ) -> None:
     settings = sqs_settings(tmp_path, sqlite_url, destination(queue_url, moto_endpoint))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 2)
         await sqs.delete_queue(QueueUrl=queue_url)
         dispatcher = Dispatcher(flow.runtime)
@@ -335,7 +336,7 @@ async def test_start_up_checks_the_queue(
 ) -> None:
     missing = queue_url + "-missing"
     with pytest.raises(ConfigError, match="does not exist"):
-        async with Flow.open(
+        async with open_flow(
             sqs_settings(tmp_path, sqlite_url, destination(missing, moto_endpoint))
         ):
             pass
@@ -344,7 +345,7 @@ async def test_start_up_checks_the_queue(
     closed = f"http://127.0.0.1:{proxy.port}"
     await proxy.stop()  # nothing listens there now
     with pytest.raises(ConfigError, match="notifier 'sqs' could not start"):
-        async with Flow.open(
+        async with open_flow(
             sqs_settings(tmp_path, sqlite_url, destination(queue_url, closed, timeout_s=2))
         ):
             pass
@@ -385,7 +386,7 @@ async def test_queues_and_a_webhook_each_keep_their_own_state(
         {"backend": "webhook", "name": "hook", "url": down, "secret": generate_secret()},
         breakers={"failure_threshold": 2, "reset_timeout_s": 30},
     )
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         [file_id] = await ingest(flow, 1)
         await flow.delete(file_id)
         dispatcher = Dispatcher(flow.runtime)

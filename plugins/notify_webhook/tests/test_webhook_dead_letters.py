@@ -14,11 +14,13 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+import pytest
 from webhook_support import (
     Receiver,
     all_delivered,
     deliver_until,
     hook_settings,
+    open_flow,
     sample_event,
     serve,
     webhook,
@@ -29,8 +31,8 @@ from aecflow.flow import Flow
 from aecflow.notify import DeliveryStatus
 from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.streams import aiter_bytes
+from aecflow.testing import TESTING_PLUGIN, live_host
 from aecflow_notify_webhook import WebhookConfig, WebhookNotifier
-from tests.live import live_host
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "receiver.py"
 #: The host on loopback without bearer tokens (where the core has token authentication).
@@ -54,7 +56,7 @@ async def test_dead_letters_are_listed_over_http_and_redelivered(
     receiver.default = 500
     settings = broken_then_dead_settings(tmp_path, database_url, receiver, **NO_AUTH)
     async with (
-        live_host(settings, worker=False) as (base, app),
+        live_host(settings, plugins=[TESTING_PLUGIN], worker=False) as (base, app),
         httpx.AsyncClient(base_url=base) as client,
     ):
         flow: Flow = app.state.flow  # type: ignore[attr-defined]
@@ -89,9 +91,16 @@ async def test_dead_letters_are_listed_over_http_and_redelivered(
 async def test_dead_letters_from_the_command_line(
     tmp_path: Path, sqlite_url: str, receiver: Receiver
 ) -> None:
+    # the command line opens a flow on its own: with a storage backend that is installed
+    pytest.importorskip("aecflow_storage_local", reason="the CLI's flow needs a real storage")
     receiver.default = 500
-    settings = broken_then_dead_settings(tmp_path, sqlite_url, receiver)
-    async with Flow.open(settings) as flow:
+    settings = broken_then_dead_settings(
+        tmp_path,
+        sqlite_url,
+        receiver,
+        storage={"backend": "local", "root": str(tmp_path / "objects")},
+    )
+    async with open_flow(settings) as flow:
         await flow.ingest("p1", "m.bin", aiter_bytes(b"data"))
         await deliver_until(flow, dead)
 
@@ -127,7 +136,7 @@ secret = {{ env = "TEST_WEBHOOK_SECRET" }}
     assert queued.returncode == 0 and "1 event(s) queued" in queued.stdout
 
     receiver.default = 200
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await deliver_until(flow, all_delivered)
     assert receiver.delivered_ids() == [item["event_id"]]
 

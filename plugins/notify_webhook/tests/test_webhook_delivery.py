@@ -16,6 +16,7 @@ from webhook_support import (
     all_delivered,
     deliver_until,
     hook_settings,
+    open_flow,
     outbox_rows,
     sample_event,
     serve,
@@ -41,7 +42,7 @@ async def test_events_arrive_signed_with_their_payload(
     tmp_path: Path, database_url: str, receiver: Receiver
 ) -> None:
     settings = hook_settings(tmp_path, database_url, webhook(receiver))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         file_ids = await ingest(flow, 3)
         await Dispatcher(flow.runtime).run_until_idle()
         rows = await outbox_rows(flow)
@@ -89,7 +90,7 @@ async def test_failing_receiver_recovers_and_gets_everything_with_stable_ids(
     settings = hook_settings(
         tmp_path, database_url, webhook(receiver, max_concurrency=2, max_batch=4)
     )
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 6)
         await deliver_until(flow, all_delivered)
         rows = await outbox_rows(flow)
@@ -109,7 +110,7 @@ async def test_gone_endpoint_is_disabled_and_its_events_kept(
 ) -> None:
     receiver.default = 410
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver, max_concurrency=1))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 3)
         dispatcher = Dispatcher(flow.runtime)
         assert await dispatcher.deliver_once("webhook", flow.notifiers["webhook"]) == 3
@@ -136,7 +137,7 @@ async def test_hanging_receiver_times_out_and_opens_the_breaker(
         webhook(receiver, timeout_s=0.2, max_concurrency=1),
         breakers={"failure_threshold": 2, "reset_timeout_s": 0.2},
     )
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 3)
         breaker = flow.breakers["notifier:webhook"]
         dispatcher = Dispatcher(flow.runtime)
@@ -166,7 +167,7 @@ async def test_redirect_is_a_failure_and_never_followed(
     target = receiver.url.replace("/hook", "/elsewhere")
     receiver.plan = [(302, {"location": target}), (307, {"location": target})]
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver, max_concurrency=1))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 1)
         dispatcher = Dispatcher(flow.runtime)
         await dispatcher.deliver_once("webhook", flow.notifiers["webhook"])
@@ -187,7 +188,7 @@ async def test_rate_limit_retry_after_is_honoured(
 ) -> None:
     receiver.plan = [(429, {"retry-after": "120"}), (503, {"retry-after": "90"})]
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver, max_concurrency=1))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 2)
         before = dt.datetime.now(dt.UTC)
         await Dispatcher(flow.runtime).deliver_once("webhook", flow.notifiers["webhook"])
@@ -202,7 +203,7 @@ async def test_too_large_for_the_receiver_is_dead_at_once(
 ) -> None:
     receiver.plan = [413]
     settings = hook_settings(tmp_path, sqlite_url, webhook(receiver))
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 1)
         await Dispatcher(flow.runtime).deliver_once("webhook", flow.notifiers["webhook"])
         [row] = await outbox_rows(flow)
@@ -220,7 +221,7 @@ async def test_concurrency_per_endpoint_is_bounded(
     settings = hook_settings(
         tmp_path, sqlite_url, webhook(receiver, max_concurrency=3, max_batch=12)
     )
-    async with Flow.open(settings) as flow:
+    async with open_flow(settings) as flow:
         await ingest(flow, 12)
         dispatcher = Dispatcher(flow.runtime)
         assert await dispatcher.deliver_once("webhook", flow.notifiers["webhook"]) == 12
@@ -245,7 +246,7 @@ async def test_several_destinations_keep_their_own_state(
             breakers={"failure_threshold": 2, "reset_timeout_s": 30},
         )
         try:
-            async with Flow.open(settings) as flow:
+            async with open_flow(settings) as flow:
                 [file_id] = await ingest(flow, 1)
                 await flow.delete(file_id)
                 dispatcher = Dispatcher(flow.runtime)

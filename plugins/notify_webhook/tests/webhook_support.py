@@ -19,10 +19,15 @@ from starlette.routing import Route
 
 from aecflow.config import Settings
 from aecflow.notify import Event
+from aecflow.testing import (  # noqa: F401 - re-exported for the tests
+    all_delivered,
+    deliver_until,
+    flow_settings,
+    open_flow,
+    outbox_rows,
+    serve_app,
+)
 from aecflow_notify_webhook import WebhookVerificationError, verify
-from tests.conftest import make_settings
-from tests.delivery import all_delivered, deliver_until, outbox_rows  # noqa: F401 - re-exported
-from tests.live import serve_app
 
 #: What the receiver answers: a status, a status with headers, or HANG (never answer).
 HANG = "hang"
@@ -115,14 +120,16 @@ serve = serve_app  # a receiver app on a free loopback port
 def hook_settings(
     tmp_path: Path, database_url: str, *notifiers: dict[str, Any], **overrides: Any
 ) -> Settings:
-    """Quick retries and a quick breaker, so tests wait on conditions, never on the clock."""
+    """Quick retries and a quick breaker, so tests wait on conditions, never on the clock.
+    Objects go to the kit's ``memory`` storage: open the flow with ``open_flow``."""
     raw: dict[str, Any] = {
+        "database": {"url": database_url},
         "notifiers": list(notifiers),
         "outbox": {"max_attempts": 6, "backoff_base_s": 0.01, "backoff_max_s": 0.05},
         "breakers": {"failure_threshold": 50, "reset_timeout_s": 0.2},
     }
     raw.update(overrides)
-    return make_settings(tmp_path, database_url, **raw)
+    return flow_settings(tmp_path, **raw)
 
 
 def webhook(receiver: Receiver, **options: Any) -> dict[str, Any]:
