@@ -5,9 +5,16 @@ and runners that settle its work. Installed with the core and registered as a py
     async with open_test_flow(tmp_path, plugins=[("mine", my_plugin)]) as flow:
         record = await flow.ingest_file("demo", path)
         await run_until_settled(flow)
+
+Contract suites (:mod:`aecflow.testing.contracts`: ``StorageContract``, ``ProcessorContract``)
+certify a backend; they need pytest, so they load on first use. Database fixtures
+(``database_url``: SQLite and PostgreSQL) are in :mod:`aecflow.testing.databases`, a moto
+S3/SQS server in :mod:`aecflow.testing.aws`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from aecflow.testing.backends import MemoryStorage, RecordingNotifier, RecordingNotifierConfig
 from aecflow.testing.flows import (
@@ -20,11 +27,28 @@ from aecflow.testing.flows import (
 )
 from aecflow.testing.live import LiveHost, live_host, serve_app
 
+if TYPE_CHECKING:
+    from aecflow.testing.contracts import ProcessorContract, StorageContract
+
+#: Names loaded on first use (they import pytest, a dependency of the ``testing`` extra only).
+_CONTRACTS = ("ProcessorContract", "StorageContract")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CONTRACTS:
+        from aecflow.testing import contracts
+
+        return getattr(contracts, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "LiveHost",
     "MemoryStorage",
+    "ProcessorContract",
     "RecordingNotifier",
     "RecordingNotifierConfig",
+    "StorageContract",
     "flow_settings",
     "live_host",
     "open_test_flow",
