@@ -2,17 +2,21 @@
 
 Override ``aecflow_plugins`` (the extra plugins) or ``aecflow_settings`` (top-level settings
 tables) in a conftest or test module to shape the ``flow`` and ``live_host`` fixtures.
+``database_url`` runs a test on SQLite and on PostgreSQL (``postgres_url``; see
+:mod:`aecflow.testing.databases`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aecflow.flow import Flow
+from aecflow.testing import databases
+from aecflow.testing.aws import MotoServer, sandbox
 from aecflow.testing.flows import PLUGIN, flow_settings, open_test_flow
 from aecflow.testing.live import LiveHost
 from aecflow.testing.live import live_host as serve_host
@@ -55,3 +59,36 @@ async def live_host(
     settings = flow_settings(tmp_path / "host", **aecflow_settings)
     async with serve_host(settings, plugins=[PLUGIN, *aecflow_plugins]) as host:
         yield host
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (skipped loudly without a server,
+    failed with ``AECFLOW_REQUIRE_POSTGRES=1``)."""
+    with databases.session_database() as url:
+        yield url
+
+
+@async_fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL per parameter: SQLite in ``tmp_path``, PostgreSQL emptied first."""
+    if request.param == "sqlite":
+        return databases.sqlite_url(tmp_path)
+    url: str = request.getfixturevalue("postgres_url")
+    await databases.truncate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto's S3/SQS/KMS server on a free loopback port for the session (needs moto[server])."""
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fake AWS keys; nothing from ~/.aws, the environment or instance metadata."""
+    sandbox(monkeypatch, tmp_path_factory.getbasetemp())

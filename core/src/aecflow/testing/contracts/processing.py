@@ -87,6 +87,8 @@ class ProcessorContract:
     malformed_outcomes: frozenset[Outcome] = frozenset({Outcome.INVALID_INPUT})
     #: The isolated child's wall-clock limit in these tests.
     timeout_s: float = 120
+    #: Its address-space cap: the core's default ``[processing] memory_limit_mb``.
+    memory_limit_mb: int | None = 4096
 
     @pytest.fixture
     def processor(self) -> Processor:
@@ -109,10 +111,10 @@ class ProcessorContract:
         return spec_for(processor)
 
     def limits_for(self, processor: Processor, path: Path) -> Limits:
-        """The limits the worker would apply, with the processor's own needs."""
+        """The limits the worker would apply (its defaults, with the processor's own needs)."""
         needs = processor.resources(path.stat().st_size)
         timeout = min(self.timeout_s, needs.timeout_s or self.timeout_s)
-        return Limits(timeout_s=timeout, memory_mb=None)
+        return Limits(timeout_s=timeout, memory_mb=self.memory_limit_mb)
 
     # -- accept rules ----------------------------------------------------------------------
 

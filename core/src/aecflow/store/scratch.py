@@ -1,0 +1,94 @@
+"""Throw-away databases for tests (``aecflow.testing.databases``): the SQL to create, drop and
+empty one on a server, and a trigger that refuses inserts (a real database error on demand).
+Here because all SQL lives in the store."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from aecflow.store.schema import metadata
+
+
+async def reachable(url: str) -> str | None:
+    """``None`` when the server at ``url`` answers, else what went wrong."""
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await engine.dispose()
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def create_database(admin_url: str, name: str) -> None:
+    """Create PostgreSQL database ``name`` (a generated identifier) on ``admin_url``'s server."""
+    await _admin(admin_url, f'CREATE DATABASE "{name}"')
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    """Drop it, closing whatever connections are still open."""
+    await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def truncate(url: str) -> None:
+    """Empty every aecflow table of the PostgreSQL database at ``url`` (if it has them)."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            exists = await conn.run_sync(lambda c: sa.inspect(c).has_table("files"))
+            if exists:
+                names = ", ".join(t.name for t in metadata.sorted_tables)
+                await conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def inserts_refused(engine: AsyncEngine, table: str = "outbox") -> AsyncIterator[None]:
+    """A real database error inside a transaction: a trigger refuses every insert into
+    ``table`` until the block ends."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    f"RAISE EXCEPTION '{table} refused'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse()"
+                )
+            )
+        else:
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} refused'); END"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            on_table = f" ON {table}" if postgres else ""
+            await conn.execute(sa.text(f"DROP TRIGGER refuse{on_table}"))
+            if postgres:
+                await conn.execute(sa.text("DROP FUNCTION refuse()"))
