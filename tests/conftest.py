@@ -16,13 +16,14 @@ import pytest
 from aecflow.config import Settings
 from aecflow.flow import Flow
 from aecflow.testing.databases import inserts_refused
+from aecflow.testing.plugin import database_url, postgres_url  # still imported by notify plugins
 
 from .fakedist import FakeDists
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "samples" / "ifc"
 
-__all__ = ["SAMPLES", "inserts_refused", "make_settings"]
+__all__ = ["SAMPLES", "database_url", "inserts_refused", "make_settings", "postgres_url"]
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
