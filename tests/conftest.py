@@ -9,22 +9,22 @@ skip into a failure. Each test session gets its own database, dropped at the end
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
 from aecflow.testing import databases
+from aecflow.testing.databases import inserts_refused
 
 from .fakedist import FakeDists
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT.parent / "shared" / "samples" / "ifc"
+
+__all__ = ["SAMPLES", "inserts_refused", "make_settings"]
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
@@ -55,42 +55,6 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     dists = FakeDists(tmp_path / "site", monkeypatch)
     yield dists
     dists.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def inserts_refused(engine: AsyncEngine, table: str = "outbox") -> AsyncIterator[None]:
-    """A real database error inside a transaction: a trigger refuses every insert into
-    ``table`` until the block ends."""
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(
-                sa.text(
-                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
-                    f"RAISE EXCEPTION '{table} refused'; END $$ LANGUAGE plpgsql"
-                )
-            )
-            await conn.execute(
-                sa.text(
-                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
-                    "EXECUTE FUNCTION refuse()"
-                )
-            )
-        else:
-            await conn.execute(
-                sa.text(
-                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, '{table} refused'); END"
-                )
-            )
-    try:
-        yield
-    finally:
-        async with engine.begin() as conn:
-            postgres = conn.dialect.name == "postgresql"
-            on_table = f" ON {table}" if postgres else ""
-            await conn.execute(sa.text(f"DROP TRIGGER refuse{on_table}"))
-            if postgres:
-                await conn.execute(sa.text("DROP FUNCTION refuse()"))
 
 
 def __getattr__(name: str) -> object:

@@ -1,10 +1,10 @@
 """Helpers for the S3 plugin tests (a plain module: no conftest name clashes).
 
-- ``MotoServer``: moto's ThreadedMotoServer on a loopback port that can be stopped and started
-  again on the same port (an S3 outage and its end).
+- ``MotoServer`` (from :mod:`aecflow.testing.aws`): moto's ThreadedMotoServer on a loopback
+  port that can be stopped and started again on the same port (an S3 outage and its end).
 - ``PresignGateway``: an HTTP server in front of moto that, unlike moto, enforces presigned
   URLs (SigV4 query signature and expiry), with a clock the test can move forward.
-- ``live_host``: the aecflow host under uvicorn on a free loopback port.
+- ``live_host`` (from :mod:`aecflow.testing`): the aecflow host under uvicorn.
 """
 
 from __future__ import annotations
@@ -22,56 +22,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import boto3
 import httpx
 import uvicorn
-from botocore.config import Config as BotoConfig
-from moto.server import ThreadedMotoServer
 
 from aecflow.config import Settings
+from aecflow.testing import live_host
+from aecflow.testing.aws import ACCESS_KEY, SECRET_KEY, MotoServer
 from aecflow_storage_s3 import S3Storage, S3StorageConfig
-from tests.live import live_host  # noqa: F401 - re-exported for the S3 tests
+
+__all__ = ["ACCESS_KEY", "SECRET_KEY", "MotoServer", "live_host"]
 
 MIB = 1024 * 1024
-ACCESS_KEY = "testing"
-SECRET_KEY = "testing"
 
 logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request otherwise
-
-
-class MotoServer:
-    """moto on 127.0.0.1; ``stop()`` closes the port (moto's own stop leaves it listening)."""
-
-    def __init__(self) -> None:
-        self.port = 0
-        self._server: ThreadedMotoServer | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        server.start()
-        self.port = server.get_host_and_port()[1]
-        self._server = server
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server._server.server_close()  # type: ignore[union-attr]
-            self._server = None
-
-    def client(self, service: str = "s3", region: str = "eu-central-1") -> Any:
-        """A plain boto3 client, for setting up and reading back what the plugin did."""
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=region,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            config=BotoConfig(retries={"max_attempts": 1}),
-        )
 
 
 @dataclass

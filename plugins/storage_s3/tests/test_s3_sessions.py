@@ -228,7 +228,7 @@ async def test_a_completion_that_failed_in_the_database_is_retried(
 ) -> None:
     """S3 joined the parts (the multipart upload is gone), then publishing failed: the next
     ``complete`` publishes the object S3 holds."""
-    from tests.conftest import inserts_refused
+    from aecflow.testing.databases import inserts_refused
 
     data = os.urandom(6 * MIB)
     settings = host_settings(tmp_path / "data", database_url, s3_table(bucket))

@@ -4,8 +4,11 @@ SQL stays in the store like all other SQL."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from aecflow.store.schema import metadata
 
@@ -54,3 +57,39 @@ async def truncate_all(url: str) -> None:
                 await conn.execute(sa.text(f"TRUNCATE {names} CASCADE"))
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def inserts_refused(engine: AsyncEngine, table: str = "outbox") -> AsyncIterator[None]:
+    """A real database error inside a transaction: a trigger refuses every insert into
+    ``table`` until the block ends."""
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(
+                sa.text(
+                    "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                    f"RAISE EXCEPTION '{table} refused'; END $$ LANGUAGE plpgsql"
+                )
+            )
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
+                    "EXECUTE FUNCTION refuse()"
+                )
+            )
+        else:
+            await conn.execute(
+                sa.text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} refused'); END"
+                )
+            )
+    try:
+        yield
+    finally:
+        async with engine.begin() as conn:
+            postgres = conn.dialect.name == "postgresql"
+            on_table = f" ON {table}" if postgres else ""
+            await conn.execute(sa.text(f"DROP TRIGGER refuse{on_table}"))
+            if postgres:
+                await conn.execute(sa.text("DROP FUNCTION refuse()"))

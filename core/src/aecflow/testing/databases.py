@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from aecflow.store import scratch
+from aecflow.store.scratch import inserts_refused as inserts_refused
 
 #: The server tried when ``AECFLOW_TEST_DATABASE_URL`` is not set.
 LOCAL_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"

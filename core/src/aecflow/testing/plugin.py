@@ -8,13 +8,14 @@ database fixtures (``database_url``, ``postgres_url``, ``sqlite_url``) come from
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from aecflow.flow import Flow
+from aecflow.testing.aws import MotoServer, sandbox
 from aecflow.testing.databases import database_url, postgres_url, sqlite_url
 from aecflow.testing.flows import PLUGIN, flow_settings, open_test_flow
 from aecflow.testing.live import LiveHost
@@ -23,9 +24,11 @@ from aecflow.testing.live import live_host as serve_host
 __all__ = [
     "aecflow_plugins",
     "aecflow_settings",
+    "aws_sandbox",
     "database_url",
     "flow",
     "live_host",
+    "moto_server",
     "postgres_url",
     "sqlite_url",
 ]
@@ -68,3 +71,18 @@ async def live_host(
     settings = flow_settings(tmp_path / "host", **aecflow_settings)
     async with serve_host(settings, plugins=[PLUGIN, *aecflow_plugins]) as host:
         yield host
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """moto's S3/SQS/KMS server on a free loopback port for the session (needs moto[server])."""
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_sandbox(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fake AWS keys; nothing from ~/.aws, the environment or instance metadata."""
+    sandbox(monkeypatch, tmp_path_factory.getbasetemp())
