@@ -19,6 +19,8 @@ COMMANDS = [
     ["files", "list"],
     ["files", "show"],
     ["plugins"],
+    ["plugin"],
+    ["plugin", "new"],
     ["db"],
     ["db", "upgrade"],
     ["worker"],

@@ -46,6 +46,9 @@ class DeliveryOutcome:
 
 
 class Notifier(ABC):
+    """A destination for events: one attempt per ``deliver`` call, an honest outcome per event
+    (the core's outbox retries, backs off, breaks the circuit and dead-letters)."""
+
     #: The configured destination's name, set by the registry.
     name: str = ""
     #: Upper bound of events per ``deliver`` call.

@@ -1,9 +1,10 @@
 """The ``aecflow`` command line: the group, its global options and ``main``.
 
 The commands live beside this module: :mod:`.local` (a flow in this process), :mod:`.runners`
-(``worker``, ``serve``), :mod:`.admin` (plugins, events, tokens, audit, db) and :mod:`.remote`
-(``upload``, ``status`` over HTTP). Exit codes scripts can rely on are named in
-:mod:`.exitcodes`. Every command that prints a record or a list takes ``--json``.
+(``worker``, ``serve``), :mod:`.admin` (plugins, events, tokens, audit, db), :mod:`.remote`
+(``upload``, ``status`` over HTTP) and :mod:`.scaffold` (``plugin new``). Exit codes scripts
+can rely on are named in :mod:`.exitcodes`. Every command that prints a record or a list
+takes ``--json``.
 """
 
 from __future__ import annotations
@@ -114,4 +115,4 @@ def main() -> None:
 
 
 # The commands register themselves on ``cli``: imported after it exists.
-from aecflow.cli import admin, local, remote, runners  # noqa: E402, F401
+from aecflow.cli import admin, local, remote, runners, scaffold  # noqa: E402, F401
