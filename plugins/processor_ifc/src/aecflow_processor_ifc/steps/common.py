@@ -18,7 +18,7 @@ from aecflow.processing import InvalidInput, ProcessingContext
 from aecflow_processor_ifc.honesty import refuse_nesting
 from aecflow_processor_ifc.inputs import Prepared, prepared
 from aecflow_processor_ifc.opening import raise_if_out_of_memory
-from aecflow_processor_ifc.scan import ScanJob
+from aecflow_processor_ifc.scan import ScanJob, ScanResult
 from aecflow_processor_ifc.steps.config import StepConfig
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def step_input(path: Path, config: StepConfig) -> Iterator[Prepared]:
         yield prep
 
 
-def guarded(path: Path, config: StepConfig, work: Callable[[], T]) -> T:
+def guarded(path: Path, config: StepConfig, work: Callable[[], T]) -> tuple[T, ScanResult]:
     """Run ``work`` (which parses ``path``) with the nesting scan beside it.
 
     A failure of ``work`` is blamed on nesting when the scan found it; an IfcOpenShell failure
@@ -52,8 +52,9 @@ def guarded(path: Path, config: StepConfig, work: Callable[[], T]) -> T:
                 if isinstance(exc, (ifcopenshell.Error, OSError)):
                     raise InvalidInput(f"IfcOpenShell could not read the file: {exc}") from exc
             raise
-        refuse_nesting(job.result(), config.max_nesting)
-        return value
+        scanned = job.result()
+        refuse_nesting(scanned, config.max_nesting)
+        return value, scanned
     finally:
         job.cancel()
 
@@ -66,6 +67,26 @@ def open_model(path: Path) -> Any:
         return ifcopenshell.open(str(path))
     except ifcopenshell.SchemaError as exc:
         raise InvalidInput(f"IfcOpenShell cannot read this schema: {exc}") from exc
+
+
+def read_warnings(model: Any, scanned: ScanResult) -> list[str]:
+    """Compare what IfcOpenShell loaded with what the text holds; refuse a file it could read
+    nothing of, and say so up front when it read only part (the step covers that part)."""
+    loaded = len(model.entity_names())
+    if scanned.instances and not loaded:
+        raise InvalidInput(
+            f"IfcOpenShell could read none of the {scanned.instances:,} entity instances in "
+            "the file (unknown entity names or broken syntax)"
+        )
+    if loaded < scanned.instances:
+        return [
+            f"the file holds {scanned.instances:,} entity instances, but IfcOpenShell read only "
+            f"{loaded:,} of them (truncated, broken or duplicate instances): this step covers "
+            "what it read"
+        ]
+    if not scanned.complete_ending:
+        return ["the file does not end with ENDSEC; END-ISO-10303-21; (probably truncated)"]
+    return []
 
 
 def artifact_path(context: ProcessingContext, name: str) -> Path:

@@ -23,7 +23,7 @@ class StepConfig(pydantic.BaseModel):
     zip_max_ratio: float = pydantic.Field(default=200.0, gt=1.0)
     #: Address space a run needs: base + per_mb * file size in MB (see each step's default).
     memory_base_mb: int = pydantic.Field(default=400, gt=0)
-    memory_per_mb: float = pydantic.Field(default=8.0, gt=0)
+    memory_per_mb: float = pydantic.Field(default=6.0, gt=0)
     #: Parentheses nested this deep mark a hostile or broken file (checked beside the parse).
     max_nesting: int = pydantic.Field(default=16, ge=4)
     #: Where a .ifczip is unpacked (or a BOM stripped); default: the system temp directory.

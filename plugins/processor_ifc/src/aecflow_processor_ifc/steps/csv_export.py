@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aecflow_processor_ifc.steps.common import guarded, open_model
+from aecflow_processor_ifc.steps.common import guarded, open_model, read_warnings
 from aecflow_processor_ifc.steps.config import CsvConfig
 
 FIXED = ("global_id", "class", "name", "storey", "type", "material")
@@ -37,6 +37,31 @@ def property_columns(model: Any, psets: tuple[str, ...]) -> list[tuple[str, str]
             for member in members or ():
                 found.setdefault(member.Name)
     return [(s, p) for s, props in wanted.items() for p in props]
+
+
+#: Where each material definition keeps its materials (util.get_materials asserts on a bare
+#: IfcMaterialLayer, which IFC4 allows as an association).
+_MEMBERS = {
+    "IfcMaterialLayerSet": "MaterialLayers",
+    "IfcMaterialProfileSet": "MaterialProfiles",
+    "IfcMaterialConstituentSet": "MaterialConstituents",
+    "IfcMaterialList": "Materials",
+}
+
+
+def material_names(material: Any) -> list[str]:
+    """The distinct names of the materials in ``material`` (a material or any set of them)."""
+    if material is None:
+        return []
+    if material.is_a("IfcMaterial"):
+        members = [material]
+    elif (attr := next((a for c, a in _MEMBERS.items() if material.is_a(c)), None)) is not None:
+        members = [
+            m if m.is_a("IfcMaterial") else m.Material for m in getattr(material, attr) or ()
+        ]
+    else:  # a single layer, profile or constituent
+        members = [getattr(material, "Material", None)]
+    return list(dict.fromkeys(m.Name for m in members if m is not None and m.Name))
 
 
 def _cell(value: Any) -> str:
@@ -74,7 +99,7 @@ def write_rows(model: Any, out: Any, config: CsvConfig) -> dict[str, Any]:
     for element in _elements(model, config.classes):
         storey = util.get_container(element, ifc_class="IfcBuildingStorey")
         element_type = util.get_type(element)
-        materials = dict.fromkeys(m.Name or "" for m in util.get_materials(element))
+        materials = material_names(util.get_material(element, should_skip_usage=True))
         psets = util.get_psets(element) if columns else {}
         values = [(psets.get(s) or {}).get(p) for s, p in columns]
         writer.writerow(
@@ -84,7 +109,7 @@ def write_rows(model: Any, out: Any, config: CsvConfig) -> dict[str, Any]:
                 element.Name or "",
                 (storey.Name or "") if storey else "",
                 (element_type.Name or "") if element_type else "",
-                "; ".join(m for m in materials if m),
+                "; ".join(materials),
                 *map(_cell, values),
             ]
         )
@@ -100,7 +125,8 @@ def write_rows(model: Any, out: Any, config: CsvConfig) -> dict[str, Any]:
 
 def export(path: Path, artifact: Path, config: CsvConfig) -> dict[str, Any]:
     """Open the STEP file at ``path`` and write the CSV to ``artifact``."""
-    model = guarded(path, config, lambda: open_model(path))
+    model, scanned = guarded(path, config, lambda: open_model(path))
+    warnings = read_warnings(model, scanned)
     with artifact.open("w", encoding="utf-8", newline="") as out:
         counts = write_rows(model, out, config)
-    return {"schema": model.schema_identifier, **counts}
+    return {"schema": model.schema_identifier, "warnings": warnings, **counts}

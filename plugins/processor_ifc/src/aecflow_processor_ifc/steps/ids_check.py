@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from aecflow.processing import Artifact, ProcessingContext
-from aecflow_processor_ifc.steps.common import artifact_path, element_ref, guarded, open_model
+from aecflow_processor_ifc.steps.common import (
+    artifact_path,
+    element_ref,
+    guarded,
+    open_model,
+    read_warnings,
+)
 from aecflow_processor_ifc.steps.config import IdsConfig
 
 MEDIA_TYPES = {
@@ -94,7 +100,8 @@ def check(
     from ifctester import reporter
 
     documents = [(p, _load(p)) for p in ids_files]  # before the model: fail fast, cheaply
-    model = guarded(path, config, lambda: open_model(path))
+    model, scanned = guarded(path, config, lambda: open_model(path))
+    warnings = read_warnings(model, scanned)
     taken: set[str] = set()
     results = []
     artifacts: list[Artifact] = []
@@ -123,6 +130,7 @@ def check(
         "checked": True,
         "status": "failed" if any(r["status"] == "failed" for r in results) else "passed",
         "schema": model.schema_identifier,
+        "warnings": warnings,
         "specification_count": len(specs_all),
         "specifications_failed": sum(s["status"] == "failed" for s in specs_all),
         "ids": results,

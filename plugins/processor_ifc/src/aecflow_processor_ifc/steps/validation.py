@@ -22,7 +22,7 @@ import ifcopenshell.express.rule_executor
 import ifcopenshell.validate as v
 from ifcopenshell import ifcopenshell_wrapper as w
 
-from aecflow_processor_ifc.steps.common import guarded, open_model
+from aecflow_processor_ifc.steps.common import guarded, open_model, read_warnings
 from aecflow_processor_ifc.steps.config import ValidateConfig
 
 ARTIFACT = "validation.json"
@@ -35,6 +35,7 @@ _KINDS = (
     ("With inverse:", "inverse_cardinality"),
     ("With attribute:", "attribute_type"),
     ("On instance:", "unique_rule"),
+    ("Expected ", "attribute_count"),
 )
 
 
@@ -139,7 +140,8 @@ def validate_file(path: Path, artifact: Path, config: ValidateConfig) -> dict[st
             v.log_internal_cpp_errors(model, str(path), logger)
             return model
 
-        model = guarded(path, config, work)
+        model, scanned = guarded(path, config, work)
+        warnings = read_warnings(model, scanned)
         try:
             # validate(model) sets and restores the feature itself; set it for the errors
             # reported below too, as validate(path) does.
@@ -156,5 +158,6 @@ def validate_file(path: Path, artifact: Path, config: ValidateConfig) -> dict[st
         tail = {k: result[k] for k in ("valid", "issue_count", "by_kind", "truncated")}
         sink.write("\n]," + json.dumps(tail)[1:] + "\n")
     result["schema"] = model.schema_identifier
+    result["warnings"] = warnings
     result["express_rules"] = config.express_rules
     return result
