@@ -16,7 +16,6 @@ import pytest
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
-from aecflow.testing import databases
 from aecflow.testing.databases import inserts_refused
 
 from .fakedist import FakeDists
@@ -55,11 +54,3 @@ def fake_dists(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake
     dists = FakeDists(tmp_path / "site", monkeypatch)
     yield dists
     dists.cleanup()
-
-
-def __getattr__(name: str) -> object:
-    """``from tests.conftest import database_url``: the kit's fixtures (its pytest plugin
-    registers them everywhere), for plugin conftests that still import them from here."""
-    if name in ("database_url", "postgres_url"):
-        return getattr(databases, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

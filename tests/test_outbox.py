@@ -8,10 +8,10 @@ from pathlib import Path
 from aecflow.flow import Flow
 from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.streams import aiter_bytes
+from aecflow.testing.delivery import deliver_until, outbox_rows
 
 from . import engine_plugin
 from .conftest import make_settings
-from .delivery import deliver_until, outbox_rows
 
 PLUGINS = [("engine_plugin", engine_plugin)]
 
