@@ -1,4 +1,11 @@
-"""The command line as a script sees it: output, JSON and exit codes."""
+"""The command line as a script sees it: output, JSON and exit codes.
+
+Most tests run ``python -m aecflow`` as a real process. Those that only read help, argument
+and configuration errors, or a command's printed result and exit code run the same ``main()``
+in this process (:func:`aecflow_here`): a subprocess adds nothing there but start-up time.
+Whatever depends on the process itself (what it imports, logging set up from scratch, signals,
+a server's lifetime, isolated processing) stays a subprocess.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,9 +62,54 @@ def aecflow(
     )
 
 
+@pytest.fixture
+def aecflow_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Like :func:`aecflow`, but ``aecflow.cli.main()`` in this process: the same argv, working
+    directory and environment, stdout and stderr captured, ``sys.exit``'s code as the return
+    code (0 when ``main`` returns). Log records are not in ``stderr`` (pytest owns logging)."""
+    from aecflow.cli import main
+
+    def run(
+        cwd: Path, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        with monkeypatch.context() as patch:
+            patch.chdir(cwd)
+            for name, value in (env or {}).items():
+                patch.setenv(name, value)
+            patch.setattr(sys, "argv", ["aecflow", *args])
+            capsys.readouterr()
+            code: int = 0
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            captured = capsys.readouterr()
+        return subprocess.CompletedProcess(["aecflow", *args], code, captured.out, captured.err)
+
+    return run
+
+
+def test_the_real_process_prints_help_and_exits_0(tmp_path: Path) -> None:
+    result = aecflow(tmp_path, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "ingest" in result.stdout
+
+
+def test_a_usage_error_exits_2_from_the_real_process(tmp_path: Path) -> None:
+    result = aecflow(tmp_path, "files", "list")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "--project" in result.stderr and "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "aecflow")
-def test_every_command_has_help(tmp_path: Path, command: list[str]) -> None:
-    result = aecflow(tmp_path, *command, "--help")
+def test_every_command_has_help(
+    tmp_path: Path,
+    command: list[str],
+    aecflow_here: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    result = aecflow_here(tmp_path, *command, "--help")
     assert result.returncode == 0, result.stderr
     assert "Usage:" in result.stdout
 
@@ -97,23 +150,31 @@ def test_ingest_list_show_on_the_embedded_defaults(tmp_path: Path) -> None:
     ],
 )
 def test_errors_have_exit_codes_and_messages(
-    tmp_path: Path, args: list[str], code: int, needle: str
+    tmp_path: Path,
+    args: list[str],
+    code: int,
+    needle: str,
+    aecflow_here: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     (tmp_path / "notes.txt").write_text("x\n")
-    result = aecflow(tmp_path, *args)
+    result = aecflow_here(tmp_path, *args)
     assert result.returncode == code, (result.stdout, result.stderr)
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_configuration_errors_exit_78(tmp_path: Path) -> None:
+    """A real process: exit code 78 (EX_CONFIG) as a supervisor sees it."""
     (tmp_path / "bad.toml").write_text("[processing]\ntimeout_s = 'soon'\n")
     result = aecflow(tmp_path, "--config", "bad.toml", "files", "list", "-p", "demo")
     assert result.returncode == 78
     assert "processing.timeout_s" in result.stderr
 
 
-def test_db_upgrade_and_dead_letters(tmp_path: Path) -> None:
+def test_db_upgrade_and_dead_letters(
+    tmp_path: Path, aecflow_here: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    aecflow = aecflow_here  # printed results and exit codes only
     result = aecflow(tmp_path, "db", "upgrade")
     from aecflow.store.engine import head_revision
 
@@ -341,7 +402,10 @@ def test_ingest_exits_76_when_its_events_are_dead_lettered(tmp_path: Path) -> No
     assert stored.returncode == 0, stored.stderr
 
 
-def test_audit_verify_says_when_the_chain_is_off(tmp_path: Path) -> None:
+def test_audit_verify_says_when_the_chain_is_off(
+    tmp_path: Path, aecflow_here: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    aecflow = aecflow_here  # printed results and exit codes only
     (tmp_path / "notes.txt").write_text("one\n")
     off = aecflow(tmp_path, "audit", "verify")
     assert off.returncode == 78 and off.stdout == ""
@@ -401,19 +465,25 @@ def test_an_explicit_info_level_leaves_out_the_migration_chatter(tmp_path: Path)
     assert "alembic" in chatty.stderr
 
 
-def test_config_is_accepted_after_the_command(tmp_path: Path) -> None:
+def test_config_is_accepted_after_the_command(
+    tmp_path: Path, aecflow_here: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     (tmp_path / "bad.toml").write_text("[processing]\ntimeout_s = 'soon'\n")
     for args in (
         ["files", "list", "-p", "demo", "--config", "bad.toml"],
         ["files", "list", "-c", "bad.toml", "-p", "demo"],
         ["serve", "--config=bad.toml"],
     ):
-        result = aecflow(tmp_path, *args)
+        result = aecflow_here(tmp_path, *args)
         assert result.returncode == 78, (args, result.stderr)
         assert "processing.timeout_s" in result.stderr
 
 
-def test_tokens_revoke_by_unique_name(tmp_path: Path) -> None:
+def test_tokens_revoke_by_unique_name(
+    tmp_path: Path, aecflow_here: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    aecflow = aecflow_here  # printed results and exit codes only: no process behaviour here
+
     def create(name: str) -> None:
         result = aecflow(
             tmp_path, "tokens", "create", "--name", name, "--role", "admin", "--all-projects"

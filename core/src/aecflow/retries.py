@@ -13,7 +13,6 @@ import logging
 import random
 from typing import Any
 
-import sqlalchemy as sa
 import stamina
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
@@ -35,6 +34,10 @@ set_on_retry_hooks([_log_retry])
 
 def is_transient(exc: Exception) -> bool:
     """Connection-level failures that a reconnect may cure; never SQL or data errors."""
+    # SQLAlchemy is imported here: plugins use this module's policy while the CLI loads them
+    # for its commands, which must not cost SQLAlchemy's import (half a second)
+    import sqlalchemy as sa
+
     if isinstance(exc, sa.exc.DBAPIError):
         return exc.connection_invalidated or isinstance(
             exc, sa.exc.OperationalError | sa.exc.InterfaceError

@@ -7,6 +7,7 @@ counts, storeys, element classes and materials, any other result just its outcom
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,16 +17,21 @@ import click
 if TYPE_CHECKING:
     from aecflow.store.records import FileRecord
 
-from aecflow import schemas
-
 #: Width of the key column.
 KEY = 13
 #: Element classes shown, the most frequent first.
 TOP_CLASSES = 5
-#: The record's plain keys, in the model's order; metadata and processing get lines of their own.
-_RECORD_KEYS = tuple(
-    name for name in schemas.FileRecord.model_fields if name not in ("metadata", "processing")
-)
+
+
+@functools.cache
+def _record_keys() -> tuple[str, ...]:
+    """The record's plain keys, in the model's order; metadata and processing get lines of
+    their own. Read on first use: building the public models (pydantic) costs a quarter of a
+    second that ``aecflow --help`` should not pay."""
+    from aecflow import schemas
+
+    fields = schemas.FileRecord.model_fields
+    return tuple(name for name in fields if name not in ("metadata", "processing"))
 
 
 def print_json(data: Any) -> None:
@@ -51,7 +57,7 @@ def line(key: str, value: Any) -> str:
 
 def record_lines(data: Mapping[str, Any]) -> list[str]:
     """A record (from the flow or over HTTP) as aligned ``key value`` lines."""
-    lines = [line(key, data[key]) for key in _RECORD_KEYS if data.get(key) is not None]
+    lines = [line(key, data[key]) for key in _record_keys() if data.get(key) is not None]
     lines += [line("metadata", f"{k}={v}") for k, v in (data.get("metadata") or {}).items()]
     return lines + processing_lines(data.get("processing") or {})
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pluggy
 
-from aecflow import hookspecs, schemas
+from aecflow import hookspecs
 from aecflow.errors import PluginError
 from aecflow.observe import Observation
 from aecflow.registry import NotifierRegistry, ProcessorRegistry, Registry, StorageRegistry
@@ -53,6 +53,8 @@ class PluginInfo:
 
     def as_dict(self) -> dict[str, Any]:
         """The public shape (:class:`aecflow.schemas.Plugin`)."""
+        from aecflow import schemas  # the public models load on use, not with every plugin
+
         return schemas.Plugin.model_validate(self, from_attributes=True).model_dump(mode="json")
 
 

@@ -8,15 +8,18 @@ This package is a built-in plugin: when a flow starts it registers that flow's o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from aecflow import hookimpl
 from aecflow.breaker import CircuitBreaker
-from aecflow.telemetry.monitor import Monitor
 from aecflow.telemetry.traces import continued, traceparent, tracer
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from aecflow.telemetry.monitor import Monitor
 
 __all__ = ["MONITOR_PLUGIN", "Monitor", "continued", "traceparent", "tracer"]
 
@@ -40,8 +43,20 @@ class Monitored(Protocol):
     def plugins(self) -> _Plugins: ...
 
 
+def __getattr__(name: str) -> Any:
+    # The monitor imports the store (SQLAlchemy): loading this built-in plugin, which every
+    # CLI command does, should not; it is imported when a flow starts or when asked for.
+    if name == "Monitor":
+        from aecflow.telemetry.monitor import Monitor
+
+        return Monitor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @hookimpl
 def startup(flow: Monitored) -> None:
+    from aecflow.telemetry.monitor import Monitor
+
     monitor = Monitor(flow.engine, flow.breakers)
     flow.plugins.pm.register(monitor, name=MONITOR_PLUGIN)
     monitor.start()

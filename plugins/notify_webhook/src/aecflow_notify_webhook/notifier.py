@@ -15,14 +15,15 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from aecflow.notify import DeliveryOutcome, DeliveryStatus, Event, Notifier
 from aecflow_notify_webhook.config import WebhookConfig
 from aecflow_notify_webhook.outcomes import outcome_for
 from aecflow_notify_webhook.signing import signature_header
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class WebhookNotifier(Notifier):
 
     async def start(self) -> None:
         """Open the connection pool; the endpoint is not called (it may be down at start-up)."""
+        # httpx (with rich and pygments) is imported here, not when plugins load for a command
+        import httpx
+
         limit = self.config.max_concurrency
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.config.timeout_s),
@@ -101,6 +105,8 @@ class WebhookNotifier(Notifier):
         self, client: httpx.AsyncClient, event: Event, body: bytes
     ) -> tuple[DeliveryOutcome, bool]:
         """One POST; also says whether the endpoint answered at all."""
+        import httpx
+
         timestamp = int(time.time())  # the attempt's time, new on every retry (replay guard)
         headers = {
             "content-type": "application/json",

@@ -27,7 +27,7 @@ from aecflow.storage import (
     Storage,
     StoredObject,
 )
-from aecflow_storage_s3 import clients, direct, presign, residency
+from aecflow_storage_s3 import direct, presign, residency
 from aecflow_storage_s3.config import S3StorageConfig
 from aecflow_storage_s3.errors import translated
 from aecflow_storage_s3.keys import check_key, full_key, list_scope
@@ -105,6 +105,10 @@ class S3Storage(Storage):
     async def start(self) -> None:
         """Settle the region (refusing a pinned one that differs), open both clients, and
         check that the bucket answers."""
+        # aioboto3 takes about a second to import: loading plugins (every CLI command does)
+        # registers this class without it; only a started backend needs the clients.
+        from aecflow_storage_s3 import clients
+
         config = self.config
         credentials = None
         if config.access_key_id is None:
