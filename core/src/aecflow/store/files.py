@@ -85,6 +85,21 @@ async def get(conn: AsyncConnection, file_id: str) -> FileRecord | None:
 
 async def search(conn: AsyncConnection, query: FileQuery) -> Page:
     query = query.validated()
+    stmt = search_statement(query, conn.dialect.name)
+    rows = (await conn.execute(stmt)).mappings().all()
+    items = [FileRecord.from_row(row) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return Page(items, encode_cursor(items[-1].id) if more and items else None)
+
+
+def search_statement(query: FileQuery, dialect: str) -> sa.Select[Any]:
+    """The SELECT behind :func:`search` (one row more than the page, to see if more follow).
+
+    ``filename_contains`` is a case-insensitive substring with ``%``, ``_`` and the escape
+    character taken literally: ``filename ILIKE '%' || :term || '%' ESCAPE '/'`` on PostgreSQL,
+    which the pg_trgm index ``ix_files_filename_trgm`` serves (migration 0006), and
+    ``lower(filename) LIKE lower(...)`` on SQLite.
+    """
     stmt = sa.select(files).where(files.c.project == query.project, files.c.purged_at.is_(None))
     if query.deleted == "exclude":
         stmt = stmt.where(files.c.deleted_at.is_(None))
@@ -95,7 +110,7 @@ async def search(conn: AsyncConnection, query: FileQuery) -> Page:
     if query.filename_contains:
         stmt = stmt.where(files.c.filename.icontains(query.filename_contains, autoescape=True))
     for key, value in query.metadata.items():
-        if conn.dialect.name == "postgresql":
+        if dialect == "postgresql":
             meta = sa.type_coerce(files.c.meta, postgresql.JSONB)  # no CAST: the GIN index applies
             stmt = stmt.where(meta.contains({key: value}))  # JSONB @>
         else:
@@ -106,11 +121,7 @@ async def search(conn: AsyncConnection, query: FileQuery) -> Page:
         stmt = stmt.where(files.c.created_at < query.created_before)
     if query.cursor:
         stmt = stmt.where(files.c.id < decode_cursor(query.cursor))
-    stmt = stmt.order_by(files.c.id.desc()).limit(query.limit + 1)
-    rows = (await conn.execute(stmt)).mappings().all()
-    items = [FileRecord.from_row(row) for row in rows[: query.limit]]
-    more = len(rows) > query.limit
-    return Page(items, encode_cursor(items[-1].id) if more and items else None)
+    return stmt.order_by(files.c.id.desc()).limit(query.limit + 1)
 
 
 async def insert(

@@ -47,7 +47,7 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
 
 
 #: Indexes that exist on PostgreSQL only (migrations and schema comparisons skip them elsewhere).
-POSTGRES_ONLY_INDEXES = frozenset({"ix_files_meta_gin"})
+POSTGRES_ONLY_INDEXES = frozenset({"ix_files_meta_gin", "ix_files_filename_trgm"})
 
 
 def include_object(
@@ -93,6 +93,14 @@ files = sa.Table(
         "meta",
         postgresql_using="gin",
         postgresql_ops={"meta": "jsonb_path_ops"},
+    ).ddl_if(dialect="postgresql"),
+    # filename_contains is ``filename ILIKE '%term%'`` on PostgreSQL: pg_trgm serves it
+    # (migration 0006 creates the extension first)
+    sa.Index(
+        "ix_files_filename_trgm",
+        "filename",
+        postgresql_using="gin",
+        postgresql_ops={"filename": "gin_trgm_ops"},
     ).ddl_if(dialect="postgresql"),
 )
 
