@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from aecflow import validation
 from aecflow.errors import InvalidInput
 from aecflow.store.records import FileRecord, Page
-from aecflow.store.schema import files
+from aecflow.store.schema import files, uploads
 from aecflow.store.statuses import FileStatus
 
 MAX_PAGE = 1000
@@ -177,3 +177,17 @@ async def scrub(
         purged_at=now,
         updated_at=now,
     )
+
+
+async def claimed_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` a file row or an upload session owns (primary-key and unique-index
+    lookups): the orphan sweep keeps those objects."""
+    if not ids:
+        return set()
+    owned = set((await conn.execute(sa.select(files.c.id).where(files.c.id.in_(ids)))).scalars())
+    owned |= set(
+        (await conn.execute(sa.select(uploads.c.file_id).where(uploads.c.file_id.in_(ids))))
+        .scalars()
+        .all()
+    )
+    return owned
