@@ -4,9 +4,26 @@
 (``time.process_time``, so a machine that is busy elsewhere stretches the wall time, never the
 work). Its result carries the file's SHA-256, so a run can check that the processed bytes are
 the uploaded ones. :class:`aecflow.testing.cluster.Cluster` installs it as an entry point.
+
+The processor is written out as a module of its own (:data:`SOURCE`, installed as
+:data:`MODULE`) rather than imported from here: the isolated child imports the processor's
+module for every job, and importing it from ``aecflow.testing`` would load the whole kit
+(SQLAlchemy, the flow) each time, seconds per job on a busy machine, measuring the harness
+instead of the worker.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+#: The module name the processor is installed under.
+MODULE = "aecflow_testing_burn"
+
+SOURCE = '''\
+"""The ``burn`` processor (written by aecflow.testing.burn): a fixed CPU cost per file."""
 
 import hashlib
 import time
@@ -42,3 +59,24 @@ class Burn(Processor):
 @aecflow.hookimpl
 def register_processors(registry: ProcessorRegistry) -> None:
     registry.add("burn", Burn, config=BurnConfig)
+'''
+
+
+def install(site: Path) -> Path:
+    """Write the module into ``site`` (a directory on the processes' ``PYTHONPATH``)."""
+    site.mkdir(parents=True, exist_ok=True)
+    path = site / f"{MODULE}.py"
+    path.write_text(SOURCE)
+    return path
+
+
+def load(site: Path) -> ModuleType:
+    """The installed module, imported in this process (for a flow that must know ``burn``)."""
+    if MODULE in sys.modules:
+        return sys.modules[MODULE]
+    spec = importlib.util.spec_from_file_location(MODULE, install(site))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE] = module
+    spec.loader.exec_module(module)
+    return module

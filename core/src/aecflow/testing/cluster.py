@@ -182,7 +182,8 @@ class Cluster:
         info = site / f"{BURN_DIST.replace('-', '_')}-1.0.dist-info"
         info.mkdir(parents=True, exist_ok=True)
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {BURN_DIST}\nVersion: 1.0\n")
-        (info / "entry_points.txt").write_text(f"[aecflow]\nburn = {burn.__name__}\n")
+        (info / "entry_points.txt").write_text(f"[aecflow]\nburn = {burn.MODULE}\n")
+        burn.install(site)
         return site
 
     def environment(self) -> dict[str, str]:
@@ -231,7 +232,7 @@ class Cluster:
         # The harness's own flow migrates the database before any process starts.
         settings = self.settings()
         self.flow = await self._stack.enter_async_context(
-            Flow.open(settings, plugins=[("burn", burn)])
+            Flow.open(settings, plugins=[("burn", burn.load(self.root / "site"))])
         )
         for n in range(1, self.hosts + 1):
             self.add_host(f"host-{n}")
