@@ -153,6 +153,20 @@ async def update(conn: AsyncConnection, file_id: str, **values: Any) -> None:
     await conn.execute(sa.update(files).where(files.c.id == file_id).values(**values))
 
 
+async def set_deleted(
+    conn: AsyncConnection, file_id: str, *, deleted: bool, now: dt.datetime
+) -> bool:
+    """Soft-delete (or restore) the row if it is not so already; ``False`` when another
+    transaction did it first (the row lock makes the second one see the first's change)."""
+    state = files.c.deleted_at.is_(None) if deleted else files.c.deleted_at.is_not(None)
+    result = await conn.execute(
+        sa.update(files)
+        .where(files.c.id == file_id, files.c.purged_at.is_(None), state)
+        .values(deleted_at=now if deleted else None, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
 async def update_unless_purged(conn: AsyncConnection, file_id: str, **values: Any) -> None:
     """As :func:`update`, but a purged row keeps its scrub (a job finishing late, say)."""
     await conn.execute(
