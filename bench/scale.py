@@ -193,10 +193,21 @@ async def main() -> None:
                 f"  {r['wall_p50_s']:>8.2f} s"
             )
         best = max(results, key=lambda r: r["files_per_s"])
+        wall = best["wall_p50_s"]
+        busy = os.getloadavg()[0]
         print(
-            f"\n  limit: {best['files_per_s']:.2f} files/s at M={best['workers']:.0f} against a "
-            f"CPU-bound ceiling of {cores / args.cpu:.1f} files/s on {cores} cores; beyond "
-            f"M = cores the workers share the CPU, so throughput stops growing there"
+            f"\n  limit: {best['files_per_s']:.2f} files/s at M={best['workers']:.0f}, against a "
+            f"CPU-bound ceiling of {cores / args.cpu:.1f} files/s on {cores} cores. Each file "
+            f"costs {wall:.2f} s of wall time of which {args.cpu:g} s is the processor's CPU: "
+            f"the rest is the per-job overhead (a fresh isolated child process, the copy, the "
+            f"recording transaction), so "
+            + (
+                "the overhead, not the processing, bounds a worker; more workers help until "
+                "the cores are full"
+                if wall > 2 * args.cpu
+                else "the processing bounds it; beyond M = cores the workers share the CPU"
+            )
+            + f" (load average now {busy:.2f} on {cores} cores: other work shares them)."
         )
         if args.chaos:
             await chaos_run(args, Path(tmp) / "chaos")
