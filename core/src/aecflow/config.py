@@ -191,6 +191,12 @@ class WorkerSettings(_Section):
     temp_sweep_interval_s: float = pydantic.Field(3600.0, gt=0)
     #: Age after which such a temp file counts as left behind (live writes keep theirs fresh).
     temp_max_age_s: float = pydantic.Field(24 * 3600.0, gt=0)
+    #: How often a running worker removes stored objects no file row owns (a host killed
+    #: between the storage put and the row's commit); 0 turns the sweep off.
+    orphan_sweep_interval_s: float = pydantic.Field(3600.0, ge=0)
+    #: Age after which an object without a row counts as orphaned (an ingest in flight has
+    #: written its object but not yet committed its row: keep this well above that gap).
+    orphan_max_age_s: float = pydantic.Field(3600.0, gt=0)
 
 
 class Settings(_Section):

@@ -30,6 +30,7 @@ from aecflow.access.tokens import TokenInfo
 from aecflow.actor import Role
 from aecflow.breaker import CircuitBreaker
 from aecflow.config import Settings
+from aecflow.files import orphans
 from aecflow.files.changes import Changes
 from aecflow.files.ingest import Ingest, Unprocessable
 from aecflow.files.reads import DEFAULT_URL_EXPIRY, Reads
@@ -107,6 +108,9 @@ class Flow:
             tasks = [
                 asyncio.create_task(self.worker.run(stop, grace_s=grace_s), name="aecflow worker"),
                 asyncio.create_task(self.uploads.run_sweeper(stop), name="aecflow upload sweep"),
+                asyncio.create_task(
+                    orphans.run_sweeper(self.runtime, stop), name="aecflow orphan sweep"
+                ),
             ]
             if self.dispatcher is not None:
                 tasks.append(

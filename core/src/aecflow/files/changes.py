@@ -89,13 +89,16 @@ class Changes:
                     if record.purged:
                         why = "" if deleted else " and cannot be restored"
                         raise Conflict(f"file {file_id!r} was purged{why}", code="file_purged")
-                    if record.deleted != deleted:
-                        await file_rows.update(
-                            conn, file_id, deleted_at=now if deleted else None, updated_at=now
-                        )
+                    # Conditional on the row's state: of concurrent deletes only the first
+                    # changes it and announces; the others return the change it made.
+                    if record.deleted != deleted and await file_rows.set_deleted(
+                        conn, file_id, deleted=deleted, now=now
+                    ):
                         record = await require(conn, file_id)
                         event = "file.deleted" if deleted else "file.restored"
                         await announce(conn, runtime.notifiers, event, record, now)
+                    elif record.deleted != deleted:
+                        record = await require(conn, file_id)
                     await op.write(conn)
                 runtime.wake()
                 return record

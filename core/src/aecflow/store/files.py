@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from aecflow import validation
 from aecflow.errors import InvalidInput
 from aecflow.store.records import FileRecord, Page
-from aecflow.store.schema import files
+from aecflow.store.schema import files, uploads
 from aecflow.store.statuses import FileStatus
 
 MAX_PAGE = 1000
@@ -164,6 +164,20 @@ async def update(conn: AsyncConnection, file_id: str, **values: Any) -> None:
     await conn.execute(sa.update(files).where(files.c.id == file_id).values(**values))
 
 
+async def set_deleted(
+    conn: AsyncConnection, file_id: str, *, deleted: bool, now: dt.datetime
+) -> bool:
+    """Soft-delete (or restore) the row if it is not so already; ``False`` when another
+    transaction did it first (the row lock makes the second one see the first's change)."""
+    state = files.c.deleted_at.is_(None) if deleted else files.c.deleted_at.is_not(None)
+    result = await conn.execute(
+        sa.update(files)
+        .where(files.c.id == file_id, files.c.purged_at.is_(None), state)
+        .values(deleted_at=now if deleted else None, updated_at=now)
+    )
+    return bool(result.rowcount)
+
+
 async def update_unless_purged(conn: AsyncConnection, file_id: str, **values: Any) -> None:
     """As :func:`update`, but a purged row keeps its scrub (a job finishing late, say)."""
     await conn.execute(
@@ -188,3 +202,17 @@ async def scrub(
         purged_at=now,
         updated_at=now,
     )
+
+
+async def claimed_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    """Which of ``ids`` a file row or an upload session owns (primary-key and unique-index
+    lookups): the orphan sweep keeps those objects."""
+    if not ids:
+        return set()
+    owned = set((await conn.execute(sa.select(files.c.id).where(files.c.id.in_(ids)))).scalars())
+    owned |= set(
+        (await conn.execute(sa.select(uploads.c.file_id).where(uploads.c.file_id.in_(ids))))
+        .scalars()
+        .all()
+    )
+    return owned

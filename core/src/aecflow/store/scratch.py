@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from aecflow.store.schema import metadata
 
@@ -93,3 +94,20 @@ async def inserts_refused(engine: AsyncEngine, table: str = "outbox") -> AsyncIt
             await conn.execute(sa.text(f"DROP TRIGGER refuse{on_table}"))
             if postgres:
                 await conn.execute(sa.text("DROP FUNCTION refuse()"))
+
+
+async def table_rows(conn: AsyncConnection, table: str) -> list[dict[str, Any]]:
+    """Every row of aecflow table ``table`` with all its columns, by id: for test harnesses
+    that check a whole run (chaos, benches), never for the service itself."""
+    source = metadata.tables[table]
+    order = source.c.id if "id" in source.c else next(iter(source.primary_key.columns))
+    return [dict(row) for row in (await conn.execute(sa.select(source).order_by(order))).mappings()]
+
+
+async def server_gauges(conn: AsyncConnection) -> dict[str, int]:
+    """PostgreSQL's size of this database and the connections open to it (soak samples)."""
+    size = await conn.scalar(sa.text("SELECT pg_database_size(current_database())"))
+    count = await conn.scalar(
+        sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+    )
+    return {"database_bytes": int(size or 0), "connections": int(count or 0)}
