@@ -157,7 +157,11 @@ class Changes:
                 op.note(project=record.project, storage_key=record.storage_key)
                 if record.purged:
                     return record
+                async with runtime.engine.connect() as conn:
+                    derived = await pipeline_rows.list_artifacts(conn, file_id)
                 with admitted(runtime.breakers["storage"]):
+                    for artifact in derived:  # first: a failure leaves the file to purge again
+                        await runtime.storage.delete(artifact.storage_key)
                     await runtime.storage.delete(record.storage_key)
                 now = runtime.clock()
                 async with runtime.engine.begin() as conn:
@@ -165,6 +169,7 @@ class Changes:
                         conn, file_id, deleted_at=record.deleted_at or now, now=now
                     )
                     await job_rows.delete_queued(conn, file_id)
+                    await pipeline_rows.delete_artifacts(conn, file_id)
                     record = await require(conn, file_id)
                     await announce(conn, runtime.notifiers, "file.purged", record, now)
                     await op.write(conn)

@@ -8,15 +8,19 @@ pipelines). A step whose ``after`` names a step the file does not run is skipped
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow import actor as actors
 from aecflow import telemetry, validation
 from aecflow.actor import Role
-from aecflow.errors import InvalidInput
+from aecflow.clock import iso
+from aecflow.errors import InvalidInput, NotFound
+from aecflow.files.reads import Reads
 from aecflow.loading.components import ProcessorBinding
 from aecflow.loading.runtime import Runtime
 from aecflow.processing import Outcome
@@ -127,11 +131,55 @@ def check_names(runtime: Runtime, pipeline: Any) -> list[str]:
     return list(pipeline)
 
 
-class Pipelines:
-    """Read and set a project's pipeline (``GET``/``PUT``/``DELETE .../pipeline``)."""
+def artifact_dict(row: pipeline_rows.ArtifactRow) -> dict[str, Any]:
+    """The public shape (:class:`aecflow.schemas.Artifact`)."""
+    return {
+        "name": row.name,
+        "step": row.step,
+        "media_type": row.media_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "created_at": iso(row.created_at),
+    }
 
-    def __init__(self, runtime: Runtime) -> None:
+
+class Pipelines:
+    """Read and set a project's pipeline (``GET``/``PUT``/``DELETE .../pipeline``), and read
+    a file's artifacts."""
+
+    def __init__(self, runtime: Runtime, reads: Reads) -> None:
         self.runtime = runtime
+        self.reads = reads
+
+    async def artifacts(self, file_id: str) -> list[pipeline_rows.ArtifactRow]:
+        """The artifacts of a file the current actor may read (not deleted or purged)."""
+        await self.reads.readable(file_id)
+        async with self.runtime.engine.connect() as conn:
+            return await pipeline_rows.list_artifacts(conn, file_id)
+
+    async def artifact(self, file_id: str, name: str) -> pipeline_rows.ArtifactRow:
+        """One artifact, audited as a download (404 ``artifact_not_found``)."""
+        async with self.runtime.audit.operation(
+            "file.artifact.download", read_only=True, file_id=file_id, details={"name": name}
+        ) as op:
+            record = await self.reads.readable(file_id)
+            async with self.runtime.engine.connect() as conn:
+                row = await pipeline_rows.get_artifact(conn, file_id, name)
+            op.note(project=record.project)
+            if row is None:
+                raise NotFound(
+                    f"file {file_id!r} has no artifact {name[:200]!r}", code="artifact_not_found"
+                )
+            op.note(storage_key=row.storage_key, bytes_out=row.size)
+            return row
+
+    async def artifact_url(self, file_id: str, name: str, expires: dt.timedelta) -> str | None:
+        """The storage's own absolute expiring URL (S3), or ``None`` (serve ``/content``)."""
+        row = await self.artifact(file_id, name)
+        url = await self.runtime.storage.download_url(
+            row.storage_key, expires=expires, filename=row.name
+        )
+        return url if url and urlsplit(url).scheme in ("http", "https") else None
 
     def _project(self, project: object) -> str:
         name = validation.project_name(project)
