@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import aecflow
+from aecflow.errors import ObjectNotFound
 from aecflow.testing.live import live_host
 
 from . import isolation_processors
@@ -55,8 +56,10 @@ class CrashPlugin:
         )
 
 
-async def _settled(client: httpx.AsyncClient, file_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+async def _settled(
+    client: httpx.AsyncClient, file_id: str, within_s: float = 300
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
     while True:
         record = (await client.get(f"/v1/files/{file_id}")).json()
         if record["status"] in ("processed", "failed") and all(
@@ -195,6 +198,6 @@ async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_ur
 
             assert await pipeline_rows.list_artifacts(conn, file_id) == []
         for key in keys:
-            with pytest.raises(Exception):
+            with pytest.raises(ObjectNotFound):
                 async for _ in flow.storage.open(key):
                     pass
