@@ -101,10 +101,8 @@ def pipeline_paths() -> dict[str, dict[str, Schema]]:
                 "SHA-256.",
                 "parameters": [FILE_ID, NAME],
                 "responses": {
-                    "200": {
-                        "description": "The artifact.",
-                        "content": {"application/octet-stream": {"schema": {}}},
-                    },
+                    "200": ok("The artifact.")
+                    | {"content": {"application/octet-stream": {"schema": {}}}},
                     **errors(s403=FORBIDDEN, s404=ARTIFACT_404),
                 },
             }
@@ -126,7 +124,7 @@ def pipeline_paths() -> dict[str, dict[str, Schema]]:
                     ),
                 ],
                 "responses": {
-                    "307": {"description": "Go there.", "headers": {"Location": LOCATION}},
+                    "307": ok("Go there.", Location=LOCATION),
                     **errors(s400=["invalid_query"], s403=FORBIDDEN, s404=ARTIFACT_404),
                 },
             }
