@@ -161,12 +161,10 @@ async def files_show(ctx: click.Context, file_id: str, as_json: bool) -> None:
     async with open_flow(quiet_settings(ctx)) as flow:
         record = await flow.get(file_id)
         found = [] if record.deleted or record.purged else await flow.artifacts(file_id)
-    derived = [artifact_dict(row) for row in found]
+    print_record(record, as_json)  # --json: the record, the same shape as the API's
     if as_json:
-        print_json(record.as_dict() | {"artifacts": derived})
         return
-    print_record(record, as_json)
-    for text in artifact_lines(derived):
+    for text in artifact_lines([artifact_dict(row) for row in found]):
         click.echo(text)
 
 
