@@ -202,3 +202,15 @@ def _record(path: Path, grandchild: subprocess.Popen[bytes]) -> None:
     partial = path.with_suffix(".partial")
     partial.write_text(f"{os.getpid()} {grandchild.pid} {os.getcwd()}")
     partial.replace(path)
+
+
+class IfcCrash(Processor):
+    """A pipeline step that dies on every IFC file (the others must go on)."""
+
+    suffixes = (".ifc",)
+
+    def __init__(self, config: NoConfig) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        os._exit(3)

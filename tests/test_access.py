@@ -32,6 +32,11 @@ ENDPOINTS = [
     ("GET", "/v1/files/{id}/content", Role.READER, True),
     ("GET", "/v1/files/{id}/download", Role.READER, True),
     ("POST", "/v1/files/{id}/reprocess", Role.WRITER, True),
+    ("POST", "/v1/files/{id}/reprocess?step=t-count", Role.WRITER, True),
+    ("GET", "/v1/files/{id}/artifacts", Role.READER, True),
+    ("GET", "/v1/projects/a/pipeline", Role.READER, True),
+    ("PUT", "/v1/projects/a/pipeline", Role.ADMIN, True),
+    ("DELETE", "/v1/projects/a/pipeline", Role.ADMIN, True),
     ("DELETE", "/v1/files/{id}", Role.WRITER, True),
     ("POST", "/v1/files/{id}/restore", Role.WRITER, True),
     ("DELETE", "/v1/files/{id}?purge=true", Role.ADMIN, True),
@@ -81,13 +86,20 @@ async def test_every_role_against_every_endpoint(
         headers = {"Authorization": f"Bearer {issued[token_name]}"} if token_name else {}
         async with httpx.AsyncClient(base_url=url, headers=headers) as client:
             for method, path, role, scoped in ENDPOINTS:
-                record = await flow.ingest("a", "plan.bin", aiter_bytes(b"bytes"))
+                record = await flow.ingest("a", "plan.ok", aiter_bytes(b"bytes"))
                 if path.endswith("/restore"):
                     await flow.delete(record.id)
                 response = await client.request(
                     method,
                     path.format(id=record.id),
-                    content=b"new bytes" if method == "POST" else None,
+                    # a body that is not JSON: the role is checked before any body is read
+                    content=b"new bytes"
+                    if method == "POST"
+                    else b'{"pipeline": ["t-count"]}'
+                    if method == "PUT" and token_name == "admin"
+                    else b"not json"
+                    if method == "PUT"
+                    else None,
                 )
                 wanted = expected_status(token_name, role, scoped)
                 assert response.status_code in wanted, (

@@ -394,9 +394,14 @@ def test_ingest_exits_76_when_its_events_are_dead_lettered(tmp_path: Path) -> No
     assert result.returncode == 76, result.stderr
     assert json.loads(result.stdout)["processing"]["outcome"] == "succeeded"
     assert "event file.stored to webhook was not delivered after 1 attempt(s)" in result.stderr
-    assert "2 event(s) dead-lettered; the file is stored" in result.stderr
+    # file.stored, file.step_succeeded (its one step) and file.processed
+    assert "3 event(s) dead-lettered; the file is stored" in result.stderr
     dead = json.loads(aecflow(tmp_path, "-c", "hooks.toml", "events", "dead", "--json").stdout)
-    assert len(dead["items"]) == 2
+    assert sorted(item["event_type"] for item in dead["items"]) == [
+        "file.processed",
+        "file.step_succeeded",
+        "file.stored",
+    ]
 
     stored = aecflow(tmp_path, "-c", "hooks.toml", "ingest", "notes.txt", "-p", "demo", "--no-wait")
     assert stored.returncode == 0, stored.stderr

@@ -368,7 +368,11 @@ async def _failure_trail(flow: Flow, file_id: str) -> tuple[list[str], list[str]
             )
         ).scalars()
         events = (
-            await conn.execute(sa.select(outbox.c.event_type).where(outbox.c.file_id == file_id))
+            await conn.execute(
+                sa.select(outbox.c.event_type)
+                .where(outbox.c.file_id == file_id)
+                .order_by(outbox.c.id)
+            )
         ).scalars()
         return list(actions), [event for event in events if event != "file.stored"]
 
@@ -404,7 +408,7 @@ async def test_a_result_the_database_refuses_ends_the_job_after_max_attempts(
     assert done.processing["result"] is None and done.processing["attempts"] == 2
     assert (job["status"], job["attempts"], job["lease_owner"]) == ("failed", 2, None)
     assert actions == ["processing.crashed"]
-    assert events == ["file.processing_failed"]
+    assert events == ["file.step_failed", "file.processing_failed"]
 
 
 async def test_an_abandoned_job_on_its_last_attempt_ends_failed_and_is_not_run_again(
@@ -449,4 +453,6 @@ async def test_an_abandoned_job_on_its_last_attempt_ends_failed_and_is_not_run_a
         assert "worker was lost" in error and "attempt 2 of 2" in error, error
         assert "disk gone" in error, "the last error recorded is kept"
         assert record.processing["attempts"] == 2
-    assert trails == [(["processing.crashed"], ["file.processing_failed"])] * len(ids)
+    assert trails == [
+        (["processing.crashed"], ["file.step_failed", "file.processing_failed"])
+    ] * len(ids)

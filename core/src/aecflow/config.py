@@ -67,6 +67,12 @@ class ProcessorSettings(_BackendTable):
     memory_limit_mb: int | None = None
 
 
+class ProjectProcessingSettings(_Section):
+    """``[processing.projects.NAME]``: one project's own pipeline."""
+
+    pipeline: list[str] | None = None
+
+
 class ProcessingSettings(_Section):
     timeout_s: float = pydantic.Field(1800, gt=0)
     memory_limit_mb: int = pydantic.Field(4096, ge=64)
@@ -81,6 +87,11 @@ class ProcessingSettings(_Section):
     #: Refuse uploads that no processor accepts (HTTP 415) instead of storing them unprocessed.
     refuse_unprocessable: bool = False
     processors: dict[str, ProcessorSettings] = {}
+    #: The processors each file runs through, in order (those that accept it). Unset: the
+    #: first processor by name that accepts the file, alone.
+    pipeline: list[str] | None = None
+    #: Per project, a pipeline used instead of ``pipeline`` (the API can override it again).
+    projects: dict[str, ProjectProcessingSettings] = {}
 
 
 class NotifierSettings(_BackendTable):

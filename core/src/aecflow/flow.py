@@ -33,6 +33,7 @@ from aecflow.config import Settings
 from aecflow.files import orphans
 from aecflow.files.changes import Changes
 from aecflow.files.ingest import Ingest, Unprocessable
+from aecflow.files.pipeline import Pipelines
 from aecflow.files.reads import DEFAULT_URL_EXPIRY, Reads
 from aecflow.jobs.worker import Worker
 from aecflow.loading.components import ProcessorBinding
@@ -44,6 +45,7 @@ from aecflow.outbox.dead_letters import DeadLetters
 from aecflow.outbox.dispatcher import Dispatcher
 from aecflow.storage import Storage
 from aecflow.store.files import FileQuery
+from aecflow.store.pipelines import ArtifactRow
 from aecflow.store.records import FileRecord, Page
 from aecflow.uploads.service import UploadSessions
 
@@ -60,6 +62,7 @@ class Flow:
         self._ingest = Ingest(runtime)
         self._reads = Reads(runtime)
         self._changes = Changes(runtime, self._reads)
+        self._pipelines = Pipelines(runtime, self._reads)
         self._dead = DeadLetters(runtime)
         self._tokens = TokenAdmin(runtime.engine, runtime.audit, runtime.clock)
         #: Resumable upload sessions (the host's ``/v1/uploads`` routes).
@@ -243,9 +246,25 @@ class Flow:
         """Wait for :meth:`settled` (``TimeoutError`` after ``timeout_s``); returns the record."""
         return await self._reads.wait_until_settled(file_id, timeout_s=timeout_s, poll_s=poll_s)
 
-    async def reprocess(self, file_id: str) -> FileRecord:
-        """Queue the file for processing again (idempotent while a job is already queued)."""
-        return await self._changes.reprocess(file_id)
+    async def reprocess(self, file_id: str, step: str | None = None) -> FileRecord:
+        """Queue the file for processing again (idempotent while a job is already queued);
+        with ``step``, only that step of its pipeline."""
+        return await self._changes.reprocess(file_id, step)
+
+    # -- pipelines and artifacts -----------------------------------------------------------
+
+    @property
+    def pipelines(self) -> Pipelines:
+        """A project's pipeline: ``get``, ``put`` (admins), ``delete`` (admins)."""
+        return self._pipelines
+
+    async def artifacts(self, file_id: str) -> builtins.list[ArtifactRow]:
+        """The artifacts the file's steps wrote, by name."""
+        return await self._pipelines.artifacts(file_id)
+
+    async def artifact(self, file_id: str, name: str) -> ArtifactRow:
+        """One artifact's row; stream it with ``flow.storage.open(row.storage_key)``."""
+        return await self._pipelines.artifact(file_id, name)
 
     async def delete(self, file_id: str) -> FileRecord:
         """Soft delete: hidden from listings and downloads until restored or purged."""

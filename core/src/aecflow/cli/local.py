@@ -11,7 +11,8 @@ import click
 
 from aecflow.cli import cli, exitcodes
 from aecflow.cli.common import open_flow, pairs, quiet_settings, root_settings, run_async
-from aecflow.cli.output import print_json, print_record
+from aecflow.cli.output import artifact_lines, print_json, print_record
+from aecflow.files.pipeline import artifact_dict
 
 
 @cli.command()
@@ -156,7 +157,41 @@ async def files_list(
 @click.pass_context
 @run_async
 async def files_show(ctx: click.Context, file_id: str, as_json: bool) -> None:
-    """Show one file's record: metadata, status and processing outcome."""
+    """Show one file's record: metadata, status, processing outcome, steps and artifacts."""
     async with open_flow(quiet_settings(ctx)) as flow:
         record = await flow.get(file_id)
-    print_record(record, as_json)
+        found = [] if record.deleted or record.purged else await flow.artifacts(file_id)
+    print_record(record, as_json)  # --json: the record, the same shape as the API's
+    if as_json:
+        return
+    for text in artifact_lines([artifact_dict(row) for row in found]):
+        click.echo(text)
+
+
+@files.command("artifact")
+@click.argument("file_id")
+@click.argument("name")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the artifact ('-': standard output).",
+)
+@click.pass_context
+@run_async
+async def files_artifact(ctx: click.Context, file_id: str, name: str, output: Path) -> None:
+    """Write artifact NAME of a file (as `files show` lists them) to --output, streamed."""
+    async with open_flow(quiet_settings(ctx)) as flow:
+        row = await flow.artifact(file_id, name)
+        if str(output) == "-":
+            async for chunk in flow.storage.open(row.storage_key):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        partial = output.with_name(output.name + ".partial")
+        with partial.open("wb") as handle:
+            async for chunk in flow.storage.open(row.storage_key):
+                handle.write(chunk)
+        partial.replace(output)
+    click.echo(f"{row.name}: {row.size} bytes, sha256 {row.sha256} -> {output}", err=True)

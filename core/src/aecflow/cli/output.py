@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -31,7 +31,7 @@ def _record_keys() -> tuple[str, ...]:
     from aecflow import schemas
 
     fields = schemas.FileRecord.model_fields
-    return tuple(name for name in fields if name not in ("metadata", "processing"))
+    return tuple(name for name in fields if name not in ("metadata", "processing", "steps", "failure"))
 
 
 def print_json(data: Any) -> None:
@@ -59,7 +59,36 @@ def record_lines(data: Mapping[str, Any]) -> list[str]:
     """A record (from the flow or over HTTP) as aligned ``key value`` lines."""
     lines = [line(key, data[key]) for key in _record_keys() if data.get(key) is not None]
     lines += [line("metadata", f"{k}={v}") for k, v in (data.get("metadata") or {}).items()]
-    return lines + processing_lines(data.get("processing") or {})
+    lines += processing_lines(data.get("processing") or {})
+    failure = data.get("failure")
+    if isinstance(failure, Mapping):
+        lines.append(line("failed step", f"{failure.get('step')}: {failure.get('error')}"))
+    return lines + step_lines(data.get("steps") or {})
+
+
+def step_lines(steps: Mapping[str, Any]) -> list[str]:
+    """One line per pipeline step: name, outcome, duration, error."""
+    lines = []
+    for name, step in steps.items():
+        step = step if isinstance(step, Mapping) else {}
+        text = f"{name}: {step.get('outcome') or 'pending'}"
+        if step.get("duration_s") is not None:
+            text += f" in {step['duration_s']:g} s"
+        if step.get("error"):
+            text += f" ({step['error']})"
+        lines.append(line("step", text))
+    return lines
+
+
+def artifact_lines(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per artifact: name, size, media type, producing step."""
+    return [
+        line(
+            "artifact",
+            f"{a.get('name')} ({a.get('size')} bytes, {a.get('media_type')}, by {a.get('step')})",
+        )
+        for a in artifacts
+    ]
 
 
 def processing_lines(processing: Mapping[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ here, so a file is never reported uploaded unless the server holds exactly its b
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import time
@@ -230,11 +231,66 @@ class AsyncClient:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             record = await self.status(file_id)
-            if record["processing"]["outcome"] is not None:
+            steps = (record.get("steps") or {}).values()
+            if record["processing"]["outcome"] is not None and all(
+                step.get("outcome") is not None for step in steps
+            ):
                 return record
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"processing of {file_id} not finished after {timeout:g} s")
             await asyncio.sleep(poll)
+
+    async def reprocess(self, file_id: str, step: str | None = None) -> dict[str, Any]:
+        """Queue the file's processing again (with ``step``: only that step)."""
+        params = {"step": step} if step else {}
+        url = _path("files", file_id, "reprocess")
+        return (await self._call("POST", url, params=params)).json()
+
+    async def artifacts(self, file_id: str) -> list[dict[str, Any]]:
+        """The artifacts the file's steps wrote (name, step, media_type, size, sha256)."""
+        return (await self._call("GET", _path("files", file_id, "artifacts"))).json()["items"]
+
+    async def download_artifact(
+        self, file_id: str, name: str, path: str | PathLike[str]
+    ) -> dict[str, Any]:
+        """Stream artifact ``name`` to ``path`` and check its SHA-256; returns its row."""
+        wanted = next((a for a in await self.artifacts(file_id) if a["name"] == name), None)
+        if wanted is None:
+            raise ClientError(
+                f"file {file_id!r} has no artifact {name!r}", status=404, code="artifact_not_found"
+            )
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        digest = hashlib.sha256()
+        url = _path("files", file_id, "artifacts", name, "content")
+        async with self._http.stream("GET", url) as response:
+            if response.is_error:
+                await response.aread()
+                raise ClientError.from_response(response)
+            with partial.open("wb") as handle:
+                async for chunk in response.aiter_bytes():
+                    digest.update(chunk)
+                    handle.write(chunk)
+        if digest.hexdigest() != wanted["sha256"]:
+            partial.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"artifact {name!r} arrived with SHA-256 {digest.hexdigest()}, "
+                f"the server lists {wanted['sha256']}",
+                code="checksum_mismatch",
+            )
+        partial.replace(target)
+        return wanted
+
+    async def pipeline(self, project: str) -> dict[str, Any]:
+        """The project's pipeline and where it comes from."""
+        return (await self._call("GET", _path("projects", project, "pipeline"))).json()
+
+    async def set_pipeline(self, project: str, pipeline: list[str] | None) -> dict[str, Any]:
+        """Set the project's pipeline (admins); ``None`` removes the API's override."""
+        url = _path("projects", project, "pipeline")
+        if pipeline is None:
+            return (await self._call("DELETE", url)).json()
+        return (await self._call("PUT", url, json={"pipeline": pipeline})).json()
 
     async def upload_session(self, upload_id: str) -> dict[str, Any]:
         """An upload session: its parts, what arrived, fresh URLs for the rest."""
@@ -568,3 +624,25 @@ class Client:
     def upload_session(self, upload_id: str) -> dict[str, Any]:
         """An upload session: its parts, what arrived, fresh URLs for the rest."""
         return self._runner.run(self._client.upload_session(upload_id))
+
+    def reprocess(self, file_id: str, step: str | None = None) -> dict[str, Any]:
+        """See :meth:`AsyncClient.reprocess`."""
+        return self._runner.run(self._client.reprocess(file_id, step))
+
+    def artifacts(self, file_id: str) -> list[dict[str, Any]]:
+        """See :meth:`AsyncClient.artifacts`."""
+        return self._runner.run(self._client.artifacts(file_id))
+
+    def download_artifact(
+        self, file_id: str, name: str, path: str | PathLike[str]
+    ) -> dict[str, Any]:
+        """See :meth:`AsyncClient.download_artifact`."""
+        return self._runner.run(self._client.download_artifact(file_id, name, path))
+
+    def pipeline(self, project: str) -> dict[str, Any]:
+        """See :meth:`AsyncClient.pipeline`."""
+        return self._runner.run(self._client.pipeline(project))
+
+    def set_pipeline(self, project: str, pipeline: list[str] | None) -> dict[str, Any]:
+        """See :meth:`AsyncClient.set_pipeline`."""
+        return self._runner.run(self._client.set_pipeline(project, pipeline))

@@ -5,19 +5,23 @@ Each change commits with its event and its audit row in one transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aecflow import actor as actors
-from aecflow import telemetry
+from aecflow.access.audit import Operation
 from aecflow.actor import Role
 from aecflow.breaker import admitted
-from aecflow.errors import Conflict
-from aecflow.files.ingest import choose_processor, initial_processing
+from aecflow.errors import Conflict, InvalidInput
+from aecflow.files import pipeline
+from aecflow.files.ingest import choose_processors, initial_processing
 from aecflow.files.lookup import require
 from aecflow.files.reads import Reads
 from aecflow.loading.runtime import Runtime
 from aecflow.outbox.events import announce
 from aecflow.store import files as file_rows
 from aecflow.store import jobs as job_rows
-from aecflow.store.records import FileRecord
+from aecflow.store import pipelines as pipeline_rows
+from aecflow.store.records import FileRecord, steps_column
 from aecflow.store.statuses import FileStatus
 from aecflow.streams import HEAD_BYTES
 
@@ -29,21 +33,30 @@ class Changes:
         self.runtime = runtime
         self.reads = reads
 
-    async def reprocess(self, file_id: str) -> FileRecord:
-        """Queue the file for processing again (idempotent while a job is already queued)."""
+    async def reprocess(self, file_id: str, step: str | None = None) -> FileRecord:
+        """Queue the file for processing again (idempotent while a job is already queued).
+
+        With ``step``, only that step of the file's pipeline runs again (idempotent while a
+        job of it is queued or running); the other steps keep their outcomes.
+        """
         runtime = self.runtime
         async with runtime.audit.operation(
-            "file.reprocess", read_only=False, file_id=file_id
+            "file.reprocess", read_only=False, file_id=file_id, details={"step": step}
         ) as op:
             actors.current().require(Role.WRITER, "reprocessing files")
             record = await self.reads.readable(file_id)
             op.note(project=record.project)
+            if step is not None:
+                return await self._reprocess_step(record, step, op)
             head = b""
             async for chunk in runtime.storage.open(
                 record.storage_key, start=0, end=min(record.size, HEAD_BYTES)
             ):
                 head += chunk
-            binding = choose_processor(runtime, record.filename, record.content_type, head)
+            bindings = await choose_processors(
+                runtime, record.project, record.filename, record.content_type, head
+            )
+            steps = pipeline.initial_steps(bindings)
             now = runtime.clock()
             async with runtime.engine.begin() as conn:
                 if not await job_rows.active_count(conn, file_id):
@@ -51,17 +64,44 @@ class Changes:
                         conn,
                         file_id,
                         status=FileStatus.STORED,
-                        processing=initial_processing(binding),
+                        processing=initial_processing(bindings[0] if bindings else None),
+                        steps=steps_column(steps),
                         updated_at=now,
                     )
-                    if binding is not None:
-                        await job_rows.enqueue(
-                            conn, file_id, binding.processor.name, telemetry.traceparent(), now
-                        )
+                    await pipeline.enqueue(conn, file_id, pipeline.ready(steps), now)
                     record = await require(conn, file_id)
                 await op.write(conn)
             runtime.wake()
             return record
+
+    async def _reprocess_step(self, record: FileRecord, step: str, op: Operation) -> FileRecord:
+        runtime = self.runtime
+        if step not in record.steps:
+            raise InvalidInput(
+                f"file {record.id!r} has no step {step!r}; its steps: {sorted(record.steps)}",
+                code="unknown_step",
+            )
+        binding = runtime.processors.get(step)
+        now = runtime.clock()
+        async with runtime.engine.begin() as conn:
+            steps = await pipeline_rows.lock_file(conn, record.id)
+            if steps is not None and not await job_rows.active_count(conn, record.id, step):
+                by_name = steps
+                after = by_name.get(step, {}).get("after", [])
+                by_name[step] = (
+                    pipeline.pending_step(binding) if binding else {"outcome": None, "after": after}
+                )
+                values: dict[str, Any] = {"steps": steps_column(by_name)}
+                if record.processing.get("processor") == step:
+                    values["processing"] = initial_processing(binding)
+                await file_rows.update(
+                    conn, record.id, status=FileStatus.PROCESSING, updated_at=now, **values
+                )
+                await pipeline.enqueue(conn, record.id, [step], now)
+            record = await require(conn, record.id)
+            await op.write(conn)
+        runtime.wake()
+        return record
 
     async def delete(self, file_id: str) -> FileRecord:
         """Soft delete: hidden from listings and downloads until restored or purged."""
@@ -120,7 +160,11 @@ class Changes:
                 op.note(project=record.project, storage_key=record.storage_key)
                 if record.purged:
                     return record
+                async with runtime.engine.connect() as conn:
+                    derived = await pipeline_rows.list_artifacts(conn, file_id)
                 with admitted(runtime.breakers["storage"]):
+                    for artifact in derived:  # first: a failure leaves the file to purge again
+                        await runtime.storage.delete(artifact.storage_key)
                     await runtime.storage.delete(record.storage_key)
                 now = runtime.clock()
                 async with runtime.engine.begin() as conn:
@@ -128,6 +172,7 @@ class Changes:
                         conn, file_id, deleted_at=record.deleted_at or now, now=now
                     )
                     await job_rows.delete_queued(conn, file_id)
+                    await pipeline_rows.delete_artifacts(conn, file_id)
                     record = await require(conn, file_id)
                     await announce(conn, runtime.notifiers, "file.purged", record, now)
                     await op.write(conn)

@@ -20,6 +20,7 @@ from aecflow import telemetry, validation
 from aecflow.access.audit import Operation
 from aecflow.breaker import admitted
 from aecflow.errors import InvalidInput
+from aecflow.files import pipeline
 from aecflow.files.lookup import require, writable_project
 from aecflow.ids import uuid7
 from aecflow.loading.components import ProcessorBinding
@@ -28,8 +29,7 @@ from aecflow.outbox.events import announce
 from aecflow.processing import Outcome
 from aecflow.storage import AssembledObject, StoredObject
 from aecflow.store import files as file_rows
-from aecflow.store import jobs as job_rows
-from aecflow.store.records import FileRecord
+from aecflow.store.records import FileRecord, steps_column
 from aecflow.streams import LimitedStream, file_chunks, read_head
 
 log = logging.getLogger(__name__)
@@ -40,17 +40,13 @@ class Unprocessable(InvalidInput):
     http_status = 415
 
 
-def choose_processor(
-    runtime: Runtime, filename: str, content_type: str | None, head: bytes
-) -> ProcessorBinding | None:
-    """The first processor (by name) that accepts the file."""
-    for binding in runtime.processors.values():
-        try:
-            if binding.processor.accepts(filename, content_type, head):
-                return binding
-        except Exception:
-            log.exception("processor %s failed in accepts(); skipped", binding.processor.name)
-    return None
+async def choose_processors(
+    runtime: Runtime, project: str, filename: str, content_type: str | None, head: bytes
+) -> list[ProcessorBinding]:
+    """The steps the file runs through: its project's pipeline (see :mod:`.pipeline`)."""
+    async with runtime.engine.connect() as conn:
+        wanted, _ = await pipeline.configured(runtime, conn, project)
+    return pipeline.choose_steps(runtime, wanted, filename, content_type, head)
 
 
 def initial_processing(binding: ProcessorBinding | None) -> dict[str, Any]:
@@ -98,8 +94,10 @@ class Ingest:
                 head = await read_head(stream)
                 if not head:
                     raise InvalidInput("the file is empty", code="empty_file")
-                binding = choose_processor(runtime, filename, content_type, b"".join(head))
-                if binding is None and runtime.settings.processing.refuse_unprocessable:
+                bindings = await choose_processors(
+                    runtime, project, filename, content_type, b"".join(head)
+                )
+                if not bindings and runtime.settings.processing.refuse_unprocessable:
                     raise Unprocessable(f"no processor accepts {filename!r}")
                 file_id = uuid7()
                 key = f"{project}/{file_id}"
@@ -130,7 +128,7 @@ class Ingest:
                             code="checksum_mismatch",
                         )
                     return await self.publish(
-                        file_id, project, filename, content_type, meta, stored, binding, op
+                        file_id, project, filename, content_type, meta, stored, bindings, op
                     )
                 except BaseException:
                     await asyncio.shield(self._remove_object(key))
@@ -156,7 +154,7 @@ class Ingest:
         content_type: str | None,
         meta: Mapping[str, Any],
         stored: StoredObject | AssembledObject,
-        binding: ProcessorBinding | None,
+        bindings: list[ProcessorBinding],
         op: Operation,
         *,
         also: Callable[[AsyncConnection, dt.datetime], Awaitable[None]] | None = None,
@@ -165,6 +163,7 @@ class Ingest:
         transaction (with ``also``, a caller's own change that must commit with it)."""
         runtime = self.runtime
         now = runtime.clock()
+        steps = pipeline.initial_steps(bindings)
         async with runtime.engine.begin() as conn:
             await file_rows.insert(
                 conn,
@@ -177,13 +176,11 @@ class Ingest:
                 storage_backend=runtime.storage.name,
                 storage_key=stored.key,
                 meta=meta,
-                processing=initial_processing(binding),
+                processing=initial_processing(bindings[0] if bindings else None),
                 now=now,
+                steps=steps_column(steps),
             )
-            if binding is not None:
-                await job_rows.enqueue(
-                    conn, file_id, binding.processor.name, telemetry.traceparent(), now
-                )
+            await pipeline.enqueue(conn, file_id, pipeline.ready(steps), now)
             if also is not None:
                 await also(conn, now)
             record = await require(conn, file_id)

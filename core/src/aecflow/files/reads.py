@@ -92,7 +92,7 @@ class Reads:
         async with self.runtime.engine.connect() as conn:
             record = await require(conn, file_id)
             pending = await outbox_rows.pending_count(conn, file_id)
-        done = record.processing["outcome"] is not None or record.purged
+        done = record.ended or record.purged
         return done and pending == 0
 
     async def wait_until_settled(

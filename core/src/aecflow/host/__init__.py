@@ -58,6 +58,14 @@ ROUTES = [
     Route("/v1/files/{file_id}/content", authenticated(files.content)),
     Route("/v1/files/{file_id}/restore", authenticated(files.restore_file), methods=["POST"]),
     Route("/v1/files/{file_id}/reprocess", authenticated(files.reprocess_file), methods=["POST"]),
+    Route("/v1/files/{file_id}/artifacts", authenticated(files.list_artifacts)),
+    Route("/v1/files/{file_id}/artifacts/{name}/content", authenticated(files.artifact_content)),
+    Route("/v1/files/{file_id}/artifacts/{name}/download", authenticated(files.artifact_download)),
+    Route(
+        "/v1/projects/{project}/pipeline",
+        authenticated(files.pipeline_endpoint),
+        methods=["GET", "PUT", "DELETE"],
+    ),
     Route(
         "/v1/projects/{project}/uploads",
         authenticated(by_method(GET=sessions.list_sessions, POST=sessions.open_session)),

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from aecflow.errors import InvalidInput
+from aecflow.files.pipeline import artifact_dict
 from aecflow.flow import Flow
 from aecflow.host.content import stream_object
 from aecflow.host.ops import parse_time
@@ -110,8 +113,61 @@ async def restore_file(request: Request) -> Response:
 
 
 async def reprocess_file(request: Request) -> Response:
-    record = await _flow(request).reprocess(request.path_params["file_id"])
+    """``?step=NAME`` reruns one step; the body, if any, is never read."""
+    step = request.query_params.get("step") or None
+    record = await _flow(request).reprocess(request.path_params["file_id"], step)
     return _json(record, 202)
+
+
+async def list_artifacts(request: Request) -> Response:
+    rows = await _flow(request).artifacts(request.path_params["file_id"])
+    return JSONResponse({"items": [artifact_dict(row) for row in rows]})
+
+
+async def artifact_content(request: Request) -> Response:
+    flow = _flow(request)
+    file_id, name = request.path_params["file_id"], request.path_params["name"]
+    row = await flow.artifact(file_id, name)
+    return stream_object(
+        request,
+        flow.storage,
+        row.storage_key,
+        size=row.size,
+        filename=row.name,
+        content_type=row.media_type,
+        etag=row.sha256,
+    )
+
+
+async def artifact_download(request: Request) -> Response:
+    """Redirect to the storage's own expiring URL (S3), or to ``/content``."""
+    seconds = _int(request, "expires", 900)
+    if not 1 <= seconds <= MAX_URL_EXPIRY.total_seconds():
+        raise InvalidInput("expires must be between 1 second and 7 days", code="invalid_query")
+    file_id, name = request.path_params["file_id"], request.path_params["name"]
+    url = await _flow(request).pipelines.artifact_url(file_id, name, dt.timedelta(seconds=seconds))
+    target = url or f"/v1/files/{file_id}/artifacts/{quote(name)}/content"
+    return RedirectResponse(target, status_code=307)
+
+
+async def pipeline_endpoint(request: Request) -> Response:
+    """``GET`` (readers), ``PUT`` and ``DELETE`` (admins: checked before the body is read)."""
+    pipelines = _flow(request).pipelines
+    project = request.path_params["project"]
+    if request.method in ("GET", "HEAD"):
+        return JSONResponse(await pipelines.get(project))
+    pipelines.require_admin(project)
+    if request.method == "DELETE":
+        return JSONResponse(await pipelines.delete(project))
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        raise InvalidInput(
+            'the body must be JSON: {"pipeline": ["name", ...]}', code="invalid_json"
+        ) from None
+    if not isinstance(body, dict) or set(body) != {"pipeline"}:
+        raise InvalidInput('the body must be {"pipeline": ["name", ...]}', code="invalid_pipeline")
+    return JSONResponse(await pipelines.put(project, body["pipeline"]))
 
 
 def _json(item: FileRecord | Page, status: int = 200) -> Response:

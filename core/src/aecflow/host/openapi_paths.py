@@ -40,6 +40,7 @@ from aecflow.host.openapi_parts import (
     query,
     ref,
 )
+from aecflow.host.openapi_pipelines import STEP, pipeline_paths
 from aecflow.host.openapi_uploads import upload_sessions
 from aecflow.schemas.common import MAX_FILENAME, META_RULES
 
@@ -412,11 +413,11 @@ def operations() -> dict[str, dict[str, Schema]]:
                 "summary": "Process again",
                 "description": "Writer. Queues processing unless a job is already queued or "
                 "running (then the record is returned unchanged).",
-                "parameters": [FILE_ID],
+                "parameters": [FILE_ID, STEP],
                 "responses": {
                     "202": ok("Queued.", record),
                     **errors(
-                        s400=["storage_invalid"],
+                        s400=["storage_invalid", "unknown_step"],
                         s403=STORAGE_403,
                         s404=["file_not_found", "file_deleted", "object_not_found", NO_ROUTE],
                         s502=STORAGE_502,
@@ -425,6 +426,7 @@ def operations() -> dict[str, dict[str, Schema]]:
                 },
             }
         },
+        **pipeline_paths(),
         **upload_sessions(),
         "/metrics": {
             "get": {

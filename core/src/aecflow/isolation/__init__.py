@@ -108,6 +108,8 @@ class RunReport:
     duration_s: float
     peak_rss_mb: float | None
     log_tail: str
+    #: The artifacts a succeeded run declared: ``{"name", "media_type"}`` each, unchecked.
+    artifacts: tuple[dict[str, str], ...] = ()
 
 
 def _import_path_of(obj: Any, what: str) -> str:
@@ -195,6 +197,18 @@ async def _run_in(
         duration_s=duration_s,
         peak_rss_mb=report.get("peak_rss_mb") if report else None,
         log_tail=log_tail,
+        artifacts=_declared(report) if report and outcome is Outcome.SUCCEEDED else (),
+    )
+
+
+def _declared(report: dict[str, Any]) -> tuple[dict[str, str], ...]:
+    items = report.get("artifacts")
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        {"name": str(item.get("name")), "media_type": str(item.get("media_type"))}
+        for item in items
+        if isinstance(item, dict)
     )
 
 
@@ -230,6 +244,9 @@ def _job(
     """
     fields = {f.name: getattr(context, f.name) for f in dataclasses.fields(context)}
     fields["metadata"] = dict(context.metadata)  # a mapping type that may not pickle
+    fields["inputs"] = {name: dict(value) for name, value in context.inputs.items()}
+    if context.output_dir is not None:
+        fields["output_dir"] = str(context.output_dir)
     return pickle.dumps(
         {
             "parent_pid": os.getpid(),  # to check, once the child dies with its parent

@@ -97,7 +97,10 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(config, config_model):
             raise TypeError(f"config is a {type(config).__name__}, not {job['config_model']}")
         processor = instantiate(import_path(job["factory"]), config)
-        result = processor.process(Path(job["path"]), ProcessingContext(**job["context"]))
+        fields = dict(job["context"])
+        if fields.get("output_dir") is not None:
+            fields["output_dir"] = Path(fields["output_dir"])
+        result = processor.process(Path(job["path"]), ProcessingContext(**fields))
     except InvalidInput as exc:
         report: dict[str, Any] = {"outcome": "invalid_input", "error": str(exc)}
         if isinstance(getattr(exc, "result", None), dict):
@@ -114,7 +117,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             "outcome": "crashed",
             "error": f"process() returned {type(result).__name__}, not a ProcessingResult",
         }
-    return {"outcome": "succeeded", "result": result.data}
+    # The declared artifacts travel back as plain values; the parent checks and stores them.
+    artifacts = [{"name": a.name, "media_type": a.media_type} for a in result.artifacts]
+    return {"outcome": "succeeded", "result": result.data, "artifacts": artifacts}
 
 
 def write_result(path: str, report: dict[str, Any]) -> None:

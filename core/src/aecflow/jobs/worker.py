@@ -19,6 +19,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -42,9 +43,11 @@ from aecflow.retries import backoff, db_retries
 from aecflow.store import files as catalog
 from aecflow.store import jobs as job_rows
 from aecflow.store import leases
+from aecflow.store import pipelines as pipeline_rows
 from aecflow.store.jobs import JobRow
-from aecflow.store.records import FileRecord
+from aecflow.store.records import FINE, FileRecord, steps_column
 from aecflow.store.statuses import FileStatus, JobStatus
+from aecflow.streams import file_chunks
 from aecflow.telemetry import continued, tracer
 
 log = logging.getLogger("aecflow.worker")  # a stable name: users filter on it
@@ -53,6 +56,8 @@ MiB = 1024 * 1024
 #: Outcomes that another attempt could change.
 RETRYABLE = frozenset({Outcome.CRASHED})
 INFRASTRUCTURE = "infrastructure"
+#: What an artifact may be called (:class:`aecflow.processing.Artifact`).
+ARTIFACT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 #: Lost jobs one pass ends at most; the next pass takes the rest.
 EXPIRE_BATCH = 100
 
@@ -85,6 +90,8 @@ class Verdict:
     report: RunReport
     final: bool
     processor: str
+    #: Artifacts already in storage (name, media_type, size, sha256, storage_key), to record.
+    artifacts: tuple[dict[str, Any], ...] = ()
 
 
 class Worker:
@@ -346,6 +353,18 @@ class Worker:
         limits, refusal = self.limits_for(binding, record.size)
         if refusal:
             return Verdict(_report(Outcome.OUT_OF_MEMORY, refusal), True, job.processor)
+        inputs, waiting = {}, []
+        for name in binding.processor.after:
+            step = record.steps.get(name, {})
+            if step.get("outcome") == Outcome.SUCCEEDED.value:
+                inputs[name] = step.get("result") or {}
+            else:
+                waiting.append(f"{name} ({step.get('outcome') or 'not run'})")
+        if waiting:
+            why = f"runs after {', '.join(waiting)}, which did not succeed"
+            return Verdict(_report(Outcome.SKIPPED, why), True, job.processor)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        output_dir = Path(tempfile.mkdtemp(prefix="out-", dir=self.workdir))
         context = ProcessingContext(
             file_id=record.id,
             project=record.project,
@@ -353,14 +372,23 @@ class Worker:
             size=record.size,
             content_type=record.content_type,
             metadata=record.metadata,
+            output_dir=output_dir,
+            inputs=inputs,
         )
+        stored: tuple[dict[str, Any], ...] = ()
         try:
             async with self.local_copy(record) as path:
                 report = await self.runner(binding.spec, path, context, limits)
+            if report.outcome is Outcome.SUCCEEDED and report.artifacts:
+                stored, problem = await self.store_artifacts(job, record, output_dir, report)
+                if problem:
+                    report = _report(Outcome.CRASHED, problem)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # storage or the machine failed us, not the file
             report = _report(Outcome.CRASHED, f"{INFRASTRUCTURE}: {type(exc).__name__}: {exc}")
+        finally:
+            await asyncio.to_thread(shutil.rmtree, output_dir, ignore_errors=True)
         self.runtime.emit(
             Observation(
                 "processing.run",
@@ -387,7 +415,57 @@ class Worker:
             f" ({report.error})" if report.error else "",
             "" if final else f"; attempt {job.attempts} of {self.max_attempts}, will retry",
         )
-        return Verdict(report, final, job.processor)
+        return Verdict(report, final, job.processor, stored)
+
+    async def store_artifacts(
+        self, job: JobRow, record: FileRecord, output_dir: Path, report: RunReport
+    ) -> tuple[tuple[dict[str, Any], ...], str | None]:
+        """Stream each declared artifact from the child's output directory into storage,
+        under the file's key space and this job's id (a rerun never overwrites the artifact
+        being served). Returns what was stored, or why the declaration is refused (a
+        processor's mistake: the objects already stored are removed again)."""
+        stored: list[dict[str, Any]] = []
+        problem = None
+        try:
+            for declared in report.artifacts:
+                name, media_type = declared["name"], declared["media_type"]
+                path = output_dir / name
+                if not ARTIFACT_NAME.fullmatch(name) or any(s["name"] == name for s in stored):
+                    problem = f"invalid or repeated artifact name {name[:200]!r}"
+                elif path.is_symlink() or not path.is_file():
+                    problem = f"artifact {name!r} was declared but not written to output_dir"
+                elif len(media_type) > 255 or "/" not in media_type:
+                    problem = f"artifact {name!r} has an invalid media type {media_type[:100]!r}"
+                if problem:
+                    break
+                key = f"{record.storage_key}.artifacts/{job.id}/{name}"
+                size = (await asyncio.to_thread(path.stat)).st_size
+                obj = await self.runtime.storage.put(
+                    key, file_chunks(path), size=size, content_type=media_type
+                )
+                stored.append(
+                    {
+                        "name": name,
+                        "media_type": media_type,
+                        "size": obj.size,
+                        "sha256": obj.sha256,
+                        "storage_key": obj.key,
+                    }
+                )
+        except BaseException:
+            await asyncio.shield(self._delete_objects([s["storage_key"] for s in stored]))
+            raise
+        if problem:
+            await self._delete_objects([s["storage_key"] for s in stored])
+            return (), cap_error(f"the processor's artifacts: {problem}")
+        return tuple(stored), None
+
+    async def _delete_objects(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.runtime.storage.delete(key)
+            except Exception as exc:
+                log.warning("could not delete artifact object %s: %s", key, exc)
 
     @property
     def max_attempts(self) -> int:
@@ -434,9 +512,15 @@ class Worker:
     # -- recording -------------------------------------------------------------------------
 
     async def _finish(self, job: JobRow, verdict: Verdict, started: dt.datetime) -> None:
-        async for attempt in db_retries():
-            with attempt:
-                await self._record(job, verdict, started)
+        new_keys = [item["storage_key"] for item in verdict.artifacts]
+        try:
+            async for attempt in db_retries():
+                with attempt:
+                    replaced = await self._record(job, verdict, started)
+        except BaseException:
+            await asyncio.shield(self._delete_objects(new_keys))
+            raise
+        await self._delete_objects([key for key in replaced if key not in new_keys])
 
     async def _record_failure(
         self, job: JobRow, verdict: Verdict | None, exc: Exception, started: dt.datetime
@@ -461,7 +545,8 @@ class Worker:
         except Exception:
             log.exception("job %s: could not record that either; its lease will expire", job.id)
 
-    async def _record(self, job: JobRow, verdict: Verdict, started: dt.datetime) -> None:
+    async def _record(self, job: JobRow, verdict: Verdict, started: dt.datetime) -> list[str]:
+        """Record the attempt; returns the storage keys of artifacts it replaced."""
         report, now = verdict.report, self.runtime.clock()
         # Again here, for runners other than run_isolated: an error the database refuses would
         # leave the file ``processing`` for ever.
@@ -484,7 +569,13 @@ class Worker:
             )
             if not held:
                 raise LostLease(job.id)
+            replaced = []
+            if verdict.final and verdict.report.outcome is Outcome.SUCCEEDED:
+                replaced = await pipeline_rows.replace_step_artifacts(
+                    conn, job.file_id, job.processor, list(verdict.artifacts), now
+                )
             await self._record_file(conn, job, verdict, started, now)
+        return replaced
 
     async def _record_file(
         self,
@@ -510,18 +601,9 @@ class Worker:
         }
         if not verdict.final:
             processing["outcome"] = None
-        status = (
-            FileStatus.PROCESSING
-            if not verdict.final
-            else FileStatus.STORED
-            if report.outcome is Outcome.SKIPPED
-            else FileStatus.PROCESSED
-            if succeeded
-            else FileStatus.FAILED
-        )
-        await catalog.update_unless_purged(
-            conn, job.file_id, status=status, processing=processing, updated_at=now
-        )
+        # Locked: the file's other steps finish in transactions of their own.
+        steps = await pipeline_rows.lock_file(conn, job.file_id)
+        record = await catalog.get(conn, job.file_id)
         if verdict.final:
             await self.runtime.audit.insert(
                 conn,
@@ -533,11 +615,51 @@ class Worker:
                     details={"processor": verdict.processor, "attempts": job.attempts},
                 ).row("ok" if succeeded else "error", None if succeeded else report.outcome.value),
             )
-        if verdict.final and report.outcome is not Outcome.SKIPPED:
-            record = await catalog.get(conn, job.file_id)
-            if record is not None and not record.purged:
-                event = "file.processed" if succeeded else "file.processing_failed"
-                await announce(conn, self.runtime.notifiers, event, record, now)
+        if steps is None or record is None:
+            return  # purged: the row keeps its scrub (a job finishing late, say)
+        was_ended = record.ended
+        step: dict[str, Any] = {k: v for k, v in processing.items() if k != "processor"}
+        step["after"] = list(steps.get(job.processor, {}).get("after", []))
+        steps[job.processor] = step
+        successors: list[str] = []
+        if verdict.final:
+            successors = _unblock(steps, job.processor)
+        values: dict[str, Any] = {"steps": steps_column(steps)}
+        primary = record.processing.get("processor")
+        if primary == job.processor or (primary is None and not record.steps):
+            values["processing"] = processing
+            primary_outcome = processing["outcome"]
+        else:
+            primary_outcome = record.processing.get("outcome")
+        outcomes = [s.get("outcome") for s in steps.values()]
+        ended = primary_outcome is not None and None not in outcomes
+        status = (
+            FileStatus.PROCESSING
+            if not ended
+            else FileStatus.FAILED
+            if any(o not in FINE for o in outcomes)
+            else FileStatus.STORED
+            if all(o == Outcome.SKIPPED.value for o in outcomes)
+            else FileStatus.PROCESSED
+        )
+        await catalog.update_unless_purged(
+            conn, job.file_id, status=status, updated_at=now, **values
+        )
+        for name in successors:
+            await job_rows.enqueue(conn, job.file_id, name, job.traceparent, now)
+        if successors:
+            self.runtime.wake()
+        if not verdict.final:
+            return
+        record = await catalog.get(conn, job.file_id)
+        if record is None:
+            return
+        if report.outcome is not Outcome.SKIPPED:
+            event = "file.step_succeeded" if succeeded else "file.step_failed"
+            await announce(conn, self.runtime.notifiers, event, record, now, step=job.processor)
+        if ended and not was_ended and status is not FileStatus.STORED:
+            event = "file.processed" if status is FileStatus.PROCESSED else "file.processing_failed"
+            await announce(conn, self.runtime.notifiers, event, record, now)
 
     async def _release(self, job: JobRow) -> None:
         """Hand a job back (shutdown): queued again, and the attempt does not count."""
@@ -546,6 +668,32 @@ class Worker:
                 await job_rows.release(conn, job.id, self.owner, self.runtime.clock())
         except Exception:
             log.exception("could not release job %s; its lease will expire", job.id)
+
+
+def _unblock(steps: dict[str, dict[str, Any]], finished: str) -> list[str]:
+    """After ``finished`` ended: the waiting steps now free to run (all their predecessors
+    succeeded); those after one that did not are skipped, naming it, and so on down."""
+    ready: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for name, step in steps.items():
+            if step.get("outcome") is not None or name in ready:
+                continue
+            after = step.get("after") or []
+            if not after:
+                continue
+            outcomes = {p: steps.get(p, {}).get("outcome") for p in after}
+            if any(o is None for o in outcomes.values()):
+                continue
+            failed = [p for p, o in outcomes.items() if o != Outcome.SUCCEEDED.value]
+            if failed:
+                step["outcome"] = Outcome.SKIPPED.value
+                step["error"] = f"runs after {', '.join(failed)}, which did not succeed"
+                changed = True
+            elif finished in after:
+                ready.append(name)
+    return ready
 
 
 def _report(outcome: Outcome, error: str | None) -> RunReport:

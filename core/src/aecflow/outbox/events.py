@@ -27,19 +27,24 @@ EVENT_TYPES = (
     "file.stored",
     "file.processed",
     "file.processing_failed",
+    "file.step_succeeded",
+    "file.step_failed",
     "file.deleted",
     "file.restored",
     "file.purged",
 )
 
 
-def file_event(event_type: str, record: FileRecord, now: dt.datetime) -> dict[str, Any]:
-    """The versioned payload of a file event; purged files carry no personal data."""
+def file_event(
+    event_type: str, record: FileRecord, now: dt.datetime, *, step: str | None = None
+) -> dict[str, Any]:
+    """The versioned payload of a file event; purged files carry no personal data. Step
+    events name their ``step``."""
     assert event_type in EVENT_TYPES, event_type
     data = record.as_dict()
     if event_type == "file.purged":
         data = {"id": record.id, "project": record.project, "purged_at": data["purged_at"]}
-    return {
+    event = {
         "id": uuid7(),
         "type": event_type,
         "version": PAYLOAD_VERSION,
@@ -47,6 +52,9 @@ def file_event(event_type: str, record: FileRecord, now: dt.datetime) -> dict[st
         "project": record.project,
         "file": data,
     }
+    if step is not None:
+        event["step"] = step
+    return event
 
 
 async def enqueue(
@@ -85,6 +93,8 @@ async def announce(
     event_type: str,
     record: FileRecord,
     now: dt.datetime,
+    *,
+    step: str | None = None,
 ) -> None:
     """Queue ``event_type`` of ``record`` for every destination, in the caller's transaction."""
-    await enqueue(conn, file_event(event_type, record, now), notifiers.items(), now)
+    await enqueue(conn, file_event(event_type, record, now, step=step), notifiers.items(), now)

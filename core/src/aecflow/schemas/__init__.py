@@ -16,10 +16,16 @@ from aecflow.schemas.common import REF_TEMPLATE
 from aecflow.schemas.files import (
     FILE_STATUSES,
     PROCESSING_KEYS,
+    Artifact,
+    ArtifactList,
+    Failure,
     FilePage,
     FileRecord,
     Page,
+    Pipeline,
+    PipelineUpdate,
     Processing,
+    Step,
 )
 from aecflow.schemas.ops import (
     AuditPage,
@@ -49,6 +55,8 @@ __all__ = [
     "FILE_STATUSES",
     "PROCESSING_KEYS",
     "SESSION_STATUSES",
+    "Artifact",
+    "ArtifactList",
     "AuditPage",
     "AuditRow",
     "Breaker",
@@ -56,17 +64,21 @@ __all__ = [
     "DeadLetter",
     "DeadLetterPage",
     "Error",
+    "Failure",
     "FilePage",
     "FileRecord",
     "Health",
     "NewUploadSession",
     "Page",
     "PartReceipt",
+    "Pipeline",
+    "PipelineUpdate",
     "Plugin",
     "PluginPage",
     "Processing",
     "Ready",
     "Redelivered",
+    "Step",
     "TokenInfo",
     "UploadPart",
     "UploadSession",
@@ -79,6 +91,10 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     FileRecord,
     Processing,
     FilePage,
+    Step,
+    Artifact,
+    ArtifactList,
+    Pipeline,
     Error,
     DeadLetter,
     DeadLetterPage,
@@ -96,7 +112,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Ready,
     Health,
 )
-REQUESTS: tuple[type[BaseModel], ...] = (NewUploadSession,)
+REQUESTS: tuple[type[BaseModel], ...] = (NewUploadSession, PipelineUpdate)
 
 
 def components() -> dict[str, dict[str, Any]]:

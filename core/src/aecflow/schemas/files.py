@@ -50,6 +50,70 @@ class Processing(BaseModel):
 PROCESSING_KEYS = tuple(name for name in Processing.model_fields if name != "attempts")
 
 
+class Step(BaseModel):
+    """One step of the file's pipeline: its last run, `outcome` `null` until it ended."""
+
+    model_config = ConfigDict(extra="allow")
+
+    outcome: str | None = Field(
+        description="`null` while the step waits, runs or is retried; `skipped` when a step "
+        "it runs after did not succeed (`error` names it).",
+        json_schema_extra={"enum": [*OUTCOMES, None]},
+    )
+    error: str | None = None
+    started_at: IsoTime | None = None
+    finished_at: IsoTime | None = None
+    duration_s: float | None = Field(default=None, json_schema_extra={"minimum": 0})
+    result: Any = Field(default=None, description="What the step's processor returned (JSON).")
+    attempts: int | None = Field(default=None, ge=0)
+    after: list[str] = Field(
+        default_factory=list, description="Steps whose results this one reads and waits for."
+    )
+
+
+class Failure(BaseModel):
+    """Why a `failed` file failed: its first step (in pipeline order) that did not succeed."""
+
+    step: str
+    outcome: str = Field(json_schema_extra={"enum": list(OUTCOMES)})
+    error: str | None
+
+
+class Artifact(Shape):
+    """A file derived by a step, stored beside the file (`/artifacts/{name}/content`)."""
+
+    name: str
+    step: str
+    media_type: str
+    size: int = Field(ge=0)
+    sha256: str = Field(json_schema_extra={"pattern": "^[0-9a-f]{64}$"})
+    created_at: DateTime
+
+
+class ArtifactList(Shape):
+    """A file's artifacts, by name."""
+
+    items: list[Artifact]
+
+
+class Pipeline(Shape):
+    """The processors a project's files run through, and where that list comes from."""
+
+    project: Project
+    pipeline: list[str] | None = Field(
+        description="`null`: the first processor that accepts the file, alone."
+    )
+    source: Literal["api", "project_config", "config", "default"]
+
+
+class PipelineUpdate(BaseModel):
+    """`PUT /v1/projects/{project}/pipeline`: installed processor names, in order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: list[str] = Field(min_length=1, max_length=32)
+
+
 class FileRecord(Shape):
     """A stored file. Purged files keep their id, project, size and times; filename and sha256
     are emptied, metadata and processing cleared."""
@@ -66,7 +130,14 @@ class FileRecord(Shape):
     updated_at: DateTime
     deleted_at: DateTime | None
     purged_at: DateTime | None
-    processing: Processing
+    processing: Processing = Field(description="The primary (first) step's run.")
+    steps: dict[str, Step] = Field(
+        description="Every step of the file's pipeline by name, in pipeline order "
+        "(`{}` for files stored before pipelines).",
+    )
+    failure: Failure | None = Field(
+        description="Set when `status` is `failed`: which step failed and why."
+    )
 
 
 class Page(Shape, Generic[Item]):

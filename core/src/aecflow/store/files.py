@@ -138,6 +138,7 @@ async def insert(
     meta: Mapping[str, Any],
     processing: Mapping[str, Any],
     now: dt.datetime,
+    steps: list[dict[str, Any]] | None = None,
 ) -> None:
     """A new file row, ``stored``: its bytes are already in storage."""
     await conn.execute(
@@ -153,6 +154,7 @@ async def insert(
             status=FileStatus.STORED,
             meta=dict(meta),
             processing=dict(processing),
+            steps=steps,
             created_at=now,
             updated_at=now,
         )
@@ -197,6 +199,7 @@ async def scrub(
         content_type=None,
         meta={},
         processing=None,
+        steps=None,
         storage_key="",
         deleted_at=deleted_at,
         purged_at=now,

@@ -79,13 +79,16 @@ async def enqueue(
     )
 
 
-async def active_count(conn: AsyncConnection, file_id: str) -> int:
-    """How many of the file's jobs are queued or running."""
-    count = await conn.scalar(
+async def active_count(conn: AsyncConnection, file_id: str, processor: str | None = None) -> int:
+    """How many of the file's jobs (of ``processor``, when given) are queued or running."""
+    stmt = (
         sa.select(sa.func.count())
         .select_from(jobs)
         .where(jobs.c.file_id == file_id, jobs.c.status.in_(ACTIVE))
     )
+    if processor is not None:
+        stmt = stmt.where(jobs.c.processor == processor)
+    count = await conn.scalar(stmt)
     return int(count or 0)
 
 

@@ -25,6 +25,42 @@ def result_warnings(result: Any) -> list[str]:
     return [item for item in found if isinstance(item, str)]
 
 
+#: Step outcomes that do not fail the file.
+FINE = ("succeeded", "skipped")
+
+
+def steps_by_name(stored: Any) -> dict[str, dict[str, Any]]:
+    """The ``steps`` column (a list, so that JSONB keeps pipeline order) as name -> step."""
+    steps: dict[str, dict[str, Any]] = {}
+    for item in stored or ():
+        if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            steps[item["name"]] = {k: v for k, v in item.items() if k != "name"}
+    return steps
+
+
+def steps_column(steps: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The inverse of :func:`steps_by_name`."""
+    return [{"name": name, **dict(step)} for name, step in steps.items()]
+
+
+def failure_of(
+    status: str, processing: Mapping[str, Any], steps: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """Which step made a ``failed`` file fail, and why (the first in pipeline order)."""
+    if status != "failed":
+        return None
+    for name, step in steps.items():
+        if step.get("outcome") is not None and step["outcome"] not in FINE:
+            return {"step": name, "outcome": step["outcome"], "error": step.get("error")}
+    if processing.get("outcome") not in (None, *FINE):
+        return {
+            "step": processing.get("processor") or "",
+            "outcome": processing["outcome"],
+            "error": processing.get("error"),
+        }
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     id: str
@@ -42,6 +78,7 @@ class FileRecord:
     purged_at: dt.datetime | None
     storage_backend: str
     storage_key: str
+    steps: Mapping[str, Mapping[str, Any]]
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> FileRecord:  # a RowMapping or a dict
@@ -65,6 +102,7 @@ class FileRecord:
             purged_at=row["purged_at"],
             storage_backend=row["storage_backend"],
             storage_key=row["storage_key"],
+            steps=steps_by_name(row.get("steps")),
         )
 
     @property
@@ -74,6 +112,13 @@ class FileRecord:
     @property
     def purged(self) -> bool:
         return self.purged_at is not None
+
+    @property
+    def ended(self) -> bool:
+        """Every step (and the primary processing) has its final outcome."""
+        return self.processing["outcome"] is not None and all(
+            step.get("outcome") is not None for step in self.steps.values()
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The public shape (``GET /v1/files/{id}``, ``aecflow files show --json``, events)."""
@@ -98,6 +143,8 @@ class FileRecord:
             "deleted_at": self.deleted_at,
             "purged_at": self.purged_at,
             "processing": self.processing,
+            "steps": self.steps,
+            "failure": failure_of(self.status, self.processing, self.steps),
         }
 
 

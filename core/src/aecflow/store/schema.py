@@ -80,6 +80,8 @@ files = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("meta", JSON, nullable=False),
     sa.Column("processing", JSON),
+    #: The pipeline's steps: name -> outcome, error, timings, result (``null`` before 0007).
+    sa.Column("steps", JSON),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("deleted_at", UTCDateTime),
@@ -242,4 +244,29 @@ upload_parts = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("etag", sa.String(1024)),
     sa.Column("received_at", UTCDateTime, nullable=False),
+)
+
+#: A project's pipeline set through the API; it wins over the configuration.
+project_pipelines = sa.Table(
+    "project_pipelines",
+    metadata,
+    sa.Column("project", sa.String(64), primary_key=True),
+    sa.Column("pipeline", JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: Derived files a processing step wrote, stored under the file's key space.
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("file_id", ID, sa.ForeignKey("files.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("media_type", sa.String(255), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("storage_key", sa.String(1024), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("file_id", "name"),
 )

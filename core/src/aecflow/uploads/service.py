@@ -43,7 +43,7 @@ from aecflow.errors import (
     StorageInvalid,
     TooLarge,
 )
-from aecflow.files.ingest import Ingest, Unprocessable, choose_processor
+from aecflow.files.ingest import Ingest, Unprocessable, choose_processors
 from aecflow.files.lookup import writable_project
 from aecflow.files.reads import Reads
 from aecflow.ids import looks_like_id, uuid7
@@ -478,8 +478,10 @@ class UploadSessions:
         runtime = self.runtime
         stored = assembly.checked(row, assembled)
         head = await assembly.head(self._storage, row.storage_key)
-        binding = choose_processor(runtime, row.filename, row.content_type, head)
-        if binding is None and runtime.settings.processing.refuse_unprocessable:
+        bindings = await choose_processors(
+            runtime, row.project, row.filename, row.content_type, head
+        )
+        if not bindings and runtime.settings.processing.refuse_unprocessable:
             raise Unprocessable(f"no processor accepts {row.filename!r}")
 
         async def mark_completed(conn: AsyncConnection, now: dt.datetime) -> None:
@@ -492,7 +494,7 @@ class UploadSessions:
             row.content_type,
             row.meta,
             stored,
-            binding,
+            bindings,
             op,
             also=mark_completed,
         )

@@ -1,0 +1,203 @@
+"""Processing pipelines over HTTP: several isolated steps per file, artifacts, one-step
+reprocessing, purge. FZK-Haus through ifc, ifc-validate, ifc-ids, ifc-csv and a crashing step."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import aecflow
+from aecflow.errors import ObjectNotFound
+from aecflow.testing.live import live_host
+
+from . import isolation_processors
+from .conftest import SAMPLES, make_settings
+
+pytestmark = pytest.mark.skipif(not SAMPLES.exists(), reason=f"no samples at {SAMPLES}")
+
+FZK = SAMPLES / "AC20-FZK-Haus.ifc"
+#: A requirement FZK-Haus fails: every wall must have a property it does not have.
+IDS = """<?xml version="1.0" encoding="UTF-8"?>
+<ids xmlns="http://standards.buildingsmart.org/IDS"
+     xmlns:xs="http://www.w3.org/2001/XMLSchema"
+     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+     xsi:schemaLocation="http://standards.buildingsmart.org/IDS http://standards.buildingsmart.org/IDS/1.0/ids.xsd">
+  <info><title>walls need a fire rating</title></info>
+  <specifications>
+    <specification name="Walls have AecflowTest.FireCode" ifcVersion="IFC4">
+      <applicability minOccurs="1" maxOccurs="unbounded">
+        <entity><name><simpleValue>IFCWALL</simpleValue></name></entity>
+      </applicability>
+      <requirements>
+        <property dataType="IFCLABEL">
+          <propertySet><simpleValue>AecflowTest</simpleValue></propertySet>
+          <baseName><simpleValue>FireCode</simpleValue></baseName>
+        </property>
+      </requirements>
+    </specification>
+  </specifications>
+</ids>
+"""
+STEPS = ["ifc", "ifc-validate", "ifc-ids", "ifc-csv"]
+
+
+class CrashPlugin:
+    @staticmethod
+    @aecflow.hookimpl
+    def register_processors(registry) -> None:
+        registry.add(
+            "t-ifc-crash", isolation_processors.IfcCrash, config=isolation_processors.NoConfig
+        )
+
+
+async def _settled(
+    client: httpx.AsyncClient, file_id: str, within_s: float = 300
+) -> dict[str, Any]:
+    deadline = time.monotonic() + within_s
+    while True:
+        record = (await client.get(f"/v1/files/{file_id}")).json()
+        if record["status"] in ("processed", "failed") and all(
+            s["outcome"] is not None for s in record["steps"].values()
+        ):
+            return record
+        assert time.monotonic() < deadline, record
+        await asyncio.sleep(0.3)
+
+
+async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_url: str) -> None:
+    ids_file = tmp_path / "walls.ids"
+    ids_file.write_text(IDS, encoding="utf-8")
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        auth={"mode": "none"},
+        worker={"embedded": True, "poll_interval_s": 0.05},
+        processing={
+            "pipeline": ["ifc"],
+            "max_attempts": 1,
+            "concurrency": 2,
+            "projects": {"fzk": {"pipeline": [*STEPS, "t-ifc-crash"]}},
+            "processors": {"ifc-ids": {"projects": {"fzk": [str(ids_file)]}}},
+        },
+    )
+    async with (
+        live_host(settings, plugins=[("crash", CrashPlugin)]) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=120) as client,
+    ):
+        flow = app.state.flow
+        got = (await client.get("/v1/projects/fzk/pipeline")).json()
+        assert got == {
+            "project": "fzk",
+            "pipeline": [*STEPS, "t-ifc-crash"],
+            "source": "project_config",
+        }
+        other = (await client.get("/v1/projects/other/pipeline")).json()
+        assert (other["pipeline"], other["source"]) == (["ifc"], "config")
+
+        created = await client.post(
+            "/v1/projects/fzk/files?filename=AC20-FZK-Haus.ifc", content=FZK.read_bytes()
+        )
+        assert created.status_code == 201, created.text
+        file_id = created.json()["id"]
+        record = await _settled(client, file_id)
+
+        # every step ran and has its own outcome; the crash fails the file, naming itself
+        steps = record["steps"]
+        assert list(steps) == [*STEPS, "t-ifc-crash"]
+        assert {n: steps[n]["outcome"] for n in STEPS} == dict.fromkeys(STEPS, "succeeded")
+        assert steps["t-ifc-crash"]["outcome"] == "crashed"
+        assert record["status"] == "failed"
+        assert record["failure"]["step"] == "t-ifc-crash"
+        assert "exited with code 3" in record["failure"]["error"]
+        # the primary step is still the record's processing
+        assert (record["processing"]["processor"], record["processing"]["outcome"]) == (
+            "ifc",
+            "succeeded",
+        )
+        assert record["processing"]["result"]["product_count"] == 127
+
+        # the IDS the model fails is reported as a failed specification
+        ids_result = steps["ifc-ids"]["result"]
+        assert ids_result["ids"][0]["ids"] == "walls.ids", ids_result
+        spec = ids_result["ids"][0]["specifications"][0]
+        assert spec["status"] == "failed", spec
+
+        # artifacts: listed, and downloaded byte-identical to what the step wrote
+        listed = (await client.get(f"/v1/files/{file_id}/artifacts")).json()["items"]
+        by_step = {a["step"] for a in listed}
+        assert {"ifc-validate", "ifc-ids", "ifc-csv"} <= by_step, listed
+        names = {a["name"] for a in listed}
+        assert "elements.csv" in names
+        for artifact in listed:
+            content = await client.get(f"/v1/files/{file_id}/artifacts/{artifact['name']}/content")
+            assert content.status_code == 200
+            assert hashlib.sha256(content.content).hexdigest() == artifact["sha256"]
+            assert len(content.content) == artifact["size"]
+            async with flow.engine.connect():
+                row = await flow.artifact(file_id, artifact["name"])
+            stored = b"".join([c async for c in flow.storage.open(row.storage_key)])
+            assert stored == content.content
+        csv = (await client.get(f"/v1/files/{file_id}/artifacts/elements.csv/content")).text
+        assert csv.splitlines()[0] == "global_id,class,name,storey,type,material"
+        missing = await client.get(f"/v1/files/{file_id}/artifacts/nope.json/content")
+        assert missing.status_code == 404
+
+        # reprocess one step: only that one runs again; the others keep their runs
+        before = steps["ifc-csv"]["finished_at"]
+        csv_before = steps["ifc-validate"]["finished_at"]
+        again = await client.post(f"/v1/files/{file_id}/reprocess?step=ifc-csv")
+        assert again.status_code == 202, again.text
+        assert again.json()["steps"]["ifc-csv"]["outcome"] is None
+        record = await _settled(client, file_id)
+        assert record["steps"]["ifc-csv"]["outcome"] == "succeeded"
+        assert record["steps"]["ifc-csv"]["finished_at"] != before
+        assert record["steps"]["ifc-validate"]["finished_at"] == csv_before
+        unknown = await client.post(f"/v1/files/{file_id}/reprocess?step=nope")
+        assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_step"
+
+        # the API overrides the configuration, and DELETE falls back to it
+        put = await client.put("/v1/projects/fzk/pipeline", json={"pipeline": ["ifc", "ifc-csv"]})
+        assert put.json() == {"project": "fzk", "pipeline": ["ifc", "ifc-csv"], "source": "api"}
+        bad = await client.put("/v1/projects/fzk/pipeline", json={"pipeline": ["nope"]})
+        assert bad.status_code == 400
+        gone = await client.delete("/v1/projects/fzk/pipeline")
+        assert gone.json()["source"] == "project_config"
+
+        # step events beside the file-level ones
+        import sqlalchemy as sa
+
+        from aecflow.store.schema import outbox
+
+        async with flow.engine.connect() as conn:
+            events = (
+                await conn.execute(
+                    sa.select(outbox.c.event_type, outbox.c.payload)
+                    .where(outbox.c.file_id == file_id)
+                    .order_by(outbox.c.id)
+                )
+            ).all()
+        kinds = [kind for kind, _ in events]
+        assert kinds.count("file.step_succeeded") == len(STEPS) + 1  # ifc-csv ran twice
+        failed = [p for kind, p in events if kind == "file.step_failed"]
+        assert [p["step"] for p in failed] == ["t-ifc-crash"]
+        assert kinds.count("file.processing_failed") == 2  # the first run and the rerun
+
+        # purge removes the artifacts, rows and objects
+        keys = [(await flow.artifact(file_id, a["name"])).storage_key for a in listed[:1]]
+        purged = await client.delete(f"/v1/files/{file_id}?purge=true")
+        assert purged.status_code == 200, purged.text
+        assert (await client.get(f"/v1/files/{file_id}/artifacts")).status_code == 404
+        async with flow.engine.connect() as conn:
+            from aecflow.store import pipelines as pipeline_rows
+
+            assert await pipeline_rows.list_artifacts(conn, file_id) == []
+        for key in keys:
+            with pytest.raises(ObjectNotFound):
+                async for _ in flow.storage.open(key):
+                    pass
