@@ -102,9 +102,16 @@ async def list_parts(request: Request) -> Response:
     storage = sessions.runtime.storage
     held = await storage.list_parts(row.storage_key, row.storage_upload_id)
     parts: list[dict[str, Any]] = [
-        {"PartNumber": part.number, "Size": part.size, "ETag": part.etag} for part in held
+        {"PartNumber": part.number, "Size": part.size, "ETag": _quoted(part.etag)} for part in held
     ]
     return JSONResponse(parts)
+
+
+def _quoted(etag: str | None) -> str | None:
+    """An ETag as S3 sends it in a response header (quoted), which is what Uppy holds."""
+    if etag is None or etag.startswith('"'):
+        return etag
+    return f'"{etag}"'
 
 
 async def complete(request: Request) -> Response:
