@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import itertools
 import os
 from pathlib import Path
 
@@ -108,7 +109,7 @@ async def test_bodies_cut_anywhere_make_the_file_and_publish_it(
         assert expires > dt.datetime.now() + dt.timedelta(hours=1)
         # pieces shorter than a part, across part boundaries, several parts at once, one byte
         cuts = [0, 3 * MiB, 3 * MiB + 1, 4 * MiB, 11 * MiB + 7, 16 * MiB, len(data) - 1, len(data)]
-        for start, end in zip(cuts, cuts[1:], strict=False):
+        for start, end in itertools.pairwise(cuts):
             head = await client.head(location, headers=TUS)
             assert head.status_code == 200
             assert head.headers["upload-offset"] == str(start)
@@ -256,7 +257,9 @@ async def test_cors_preflight_and_exposed_headers(tmp_path: Path, database_url: 
             headers={
                 "Origin": origin,
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization,tus-resumable,upload-length,upload-metadata",
+                "Access-Control-Request-Headers": (
+                    "authorization,tus-resumable,upload-length,upload-metadata"
+                ),
             },
         )
         assert preflight.status_code == 200
