@@ -5,13 +5,13 @@ A tus client sends a file as a series of PATCH bodies of any length, each at the
 server reported; a session takes numbered parts of a fixed size. This module cuts each body at
 the session's part boundaries: whole parts stream straight into ``put_part`` (a body carrying
 the end of a part that an earlier body started is joined to that beginning while streaming),
-and what is left of a part when the body ends is kept as the session's *tail piece*: a staged
-object, recorded as the session's part number 0 (:data:`TAIL`), until a later body completes
-the part. Memory stays one chunk per request whatever the sizes; a repeated tail is copied
-again (at most one part size per request).
+and what is left of a part when the body ends is kept as a *tail piece*: a staged object,
+recorded as a part numbered 0, -1, -2, ... (:func:`is_piece`) in the order the bytes came,
+until a later body completes the part (its pieces, then that body, stream into ``put_part``).
+Memory stays one chunk per request whatever the sizes, and no byte is copied twice.
 
 The offset is never kept as a number: it is the length of the contiguous full parts from part
-1, plus the tail piece. Every recording re-reads it under the session's row lock, so two
+1, plus the tail pieces. Every recording re-reads it under the session's row lock, so two
 requests racing at the same offset cannot both be recorded (the loser gets 409 and its bytes
 are removed).
 """
@@ -44,8 +44,8 @@ from aecflow.uploads.service import UploadSessions
 
 log = logging.getLogger(__name__)
 
-#: The part number under which a session records its tail piece (real parts start at 1).
-TAIL = sweeper.TAIL
+#: Tail pieces are recorded as parts numbered 0, -1, -2, ... (real parts start at 1).
+is_piece = sweeper.is_piece
 #: Checksum algorithms of the tus checksum extension that are accepted.
 CHECKSUMS = ("sha256", "sha1")
 #: Metadata keys that are not user metadata: what the clients send about the file itself.
@@ -70,11 +70,12 @@ class ChecksumMismatch(AecflowError):
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Where an upload stands: its offset, the full parts before it, and its tail piece."""
+    """Where an upload stands: its offset, the full parts before it, and its tail pieces
+    (in the order of their bytes)."""
 
     offset: int
     full: int
-    tail: PartInfo | None
+    tail: tuple[PartInfo, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +198,7 @@ class OffsetUploads:
 
     async def progress(self, row: UploadRow) -> Progress:
         if row.status == UploadStatus.COMPLETED:
-            return Progress(row.size, row.part_count, None)
+            return Progress(row.size, row.part_count)
         async with self.runtime.engine.connect() as conn:
             return _progress(row, await store.parts(conn, row.id))
 
@@ -261,20 +262,21 @@ class OffsetUploads:
         stored (a dropped connection keeps them), with one everything is recorded at the end
         or not at all."""
         storage = self.runtime.storage
-        position, tail, number = start.offset, start.tail, start.full + 1
+        position, number = start.offset, start.full + 1
+        pieces = list(start.tail)  # the tail pieces of part ``number`` the rows hold
         recorded_at = position  # the offset the rows say, for the next recording's check
         pending: list[PartInfo] = []  # stored, not recorded yet
-        new_tail: PartInfo | None = None
-        stale: list[PartInfo] = []  # tail pieces to remove once the rows no longer name them
+        new_piece: PartInfo | None = None
+        cleared = False  # the recorded pieces are consumed: drop them when recording
         try:
             while position < start.offset + length:
                 part_start = (number - 1) * row.part_size
                 part_end = part_start + row.part_length(number)
                 left = start.offset + length - position
-                old = storage.open(tail.etag or "") if tail else _chain()
                 if left >= part_end - position:
+                    old = [storage.open(piece.etag or "") for piece in pieces]
                     body = cursor.take(part_end - position)
-                    stream = ExactStream(_chain(old, body), row.part_length(number), number)
+                    stream = ExactStream(_chain(*old, body), row.part_length(number), number)
                     with admitted(
                         self.runtime.breakers["storage"],
                         caller_failed=lambda s=stream: s.source_failed,  # type: ignore[misc]
@@ -288,29 +290,24 @@ class OffsetUploads:
                         )
                     pending.append(stored)
                     position, number = part_end, number + 1
-                    if tail is not None:
-                        stale.append(tail)
-                        tail = None
+                    cleared, pieces = cleared or bool(pieces), []
                 else:
-                    size = position - part_start + left
                     key = f"{STAGING_PREFIX}/tus/{row.id}/{uuid.uuid4().hex}"
                     with admitted(self.runtime.breakers["storage"]):
-                        piece = await storage.put(key, _chain(old, cursor.take(left)), size=size)
-                    new_tail = PartInfo(TAIL, piece.size, piece.sha256 or "", key)
-                    if piece.size != size:  # the body ended early: keep nothing of it
+                        piece = await storage.put(key, cursor.take(left), size=left)
+                    new_piece = PartInfo(-len(pieces), piece.size, piece.sha256 or "", key)
+                    if piece.size != left:  # the body ended early: keep nothing of it
                         raise InvalidInput(
                             f"the body ended after {cursor.taken} of {length} bytes",
                             code="body_incomplete",
                         )
                     position += left
-                    if tail is not None:
-                        stale.append(tail)
-                        tail = None
                 if checksum is None:
-                    await self._record(row, recorded_at, pending, new_tail)
-                    recorded_at, pending, new_tail = position, [], None
+                    stale = await self._record(row, recorded_at, pending, new_piece, cleared)
+                    if new_piece is not None:
+                        pieces.append(new_piece)
+                    recorded_at, pending, new_piece, cleared = position, [], None, False
                     await self._drop(stale)
-                    stale = []
             if cursor.taken != length:
                 raise InvalidInput(
                     f"the body ended after {cursor.taken} of {length} bytes",
@@ -322,43 +319,55 @@ class OffsetUploads:
                     raise ChecksumMismatch(
                         f"the body's {checksum[0]} is not the Upload-Checksum; nothing was kept"
                     )
-                await self._record(row, recorded_at, pending, new_tail)
-                pending, new_tail = [], None
+                stale = await self._record(row, recorded_at, pending, new_piece, cleared)
+                pending, new_piece = [], None
                 await self._drop(stale)
         except BaseException:
-            await asyncio.shield(self._discard(row, pending, new_tail))
+            await asyncio.shield(self._discard(row, pending, new_piece))
             raise
         return position
 
     async def _record(
-        self, row: UploadRow, expected: int, parts: list[PartInfo], tail: PartInfo | None
-    ) -> None:
-        """Record ``parts`` and the new tail (or none), if the upload is still at ``expected``."""
+        self,
+        row: UploadRow,
+        expected: int,
+        parts: list[PartInfo],
+        piece: PartInfo | None,
+        cleared: bool,
+    ) -> list[PartInfo]:
+        """Record ``parts`` and a new tail piece (after dropping the recorded pieces when
+        ``cleared``: a part consumed them), if the upload is still at ``expected``; returns
+        the pieces no longer recorded, whose objects may go."""
         async with self.runtime.engine.begin() as conn:
             if not await store.touch_open(conn, row.id, self.runtime.clock()):
                 self.sessions.require_open(await self.sessions.session_row(row.id))
                 raise Conflict(f"upload session {row.id} is not open")
-            now = _progress(row, await store.parts(conn, row.id))
+            rows = await store.parts(conn, row.id)
+            now = _progress(row, rows)
             if now.offset != expected:
                 raise OffsetMismatch(
                     f"another request moved the upload to offset {now.offset} meanwhile"
                 )
-            for part in parts:
+            stale = []
+            if cleared:
+                for old in rows:
+                    if is_piece(old.number):
+                        await store.delete_part(conn, row.id, old.number)
+                        stale.append(old.info())
+            for part in [*parts, *([piece] if piece else [])]:
                 await store.delete_part(conn, row.id, part.number)
                 await store.insert_part(conn, row.id, part, self.runtime.clock())
-            await store.delete_part(conn, row.id, TAIL)
-            if tail is not None:
-                await store.insert_part(conn, row.id, tail, self.runtime.clock())
+        return stale
 
-    async def _discard(self, row: UploadRow, parts: list[PartInfo], tail: PartInfo | None) -> None:
+    async def _discard(self, row: UploadRow, parts: list[PartInfo], piece: PartInfo | None) -> None:
         storage = self.runtime.storage
         for part in parts:
             try:
                 await storage.discard_part(row.storage_key, row.storage_upload_id, part)
             except Exception as exc:
                 log.warning("could not remove part %d of %s (%s)", part.number, row.id, exc)
-        if tail is not None:
-            await self._drop([tail])
+        if piece is not None:
+            await self._drop([piece])
 
     async def _drop(self, pieces: list[PartInfo]) -> None:
         for piece in pieces:
@@ -377,7 +386,12 @@ def _progress(row: UploadRow, rows: list[store.PartRow]) -> Progress:
             break
         full += 1
     offset = min(full * row.part_size, row.size)
-    tail = by_number.get(TAIL) if full < row.part_count else None
-    if tail is not None:
-        offset += tail.size
+    tail: tuple[PartInfo, ...] = ()
+    if full < row.part_count:
+        tail = tuple(sorted((p for n, p in by_number.items() if is_piece(n)), key=_order))
+        offset += sum(piece.size for piece in tail)
     return Progress(offset, full, tail)
+
+
+def _order(piece: PartInfo) -> int:
+    return -piece.number
