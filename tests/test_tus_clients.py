@@ -106,3 +106,29 @@ async def test_killed_mid_way_then_resumed(tmp_path: Path, database_url: str, na
         assert record["sha256"] == hashlib.sha256(data).hexdigest()
         assert record["size"] == SIZE and record["filename"] == "model.ok"
         assert record["metadata"] == {"phase": "python" if name == "tuspy" else "node"}
+
+
+async def test_the_tuspy_snippet_of_docs_clients_md_runs(tmp_path: Path, database_url: str) -> None:
+    page = (HERE.parent / "docs" / "clients.md").read_text()
+    snippet = page.split("### tuspy", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    data = b"ISO-10303-21;\n" + os.urandom(3 * MiB)
+    (tmp_path / "Tower A.ifc").write_bytes(data)
+    settings = host_settings(tmp_path, database_url, auth={"mode": "token"})
+    async with live_host(settings, plugins=PLUGINS) as (url, app):
+        _, token = await app.state.flow.create_token(
+            name="docs", role=Role.WRITER, projects=["tower-a"]
+        )
+        script = f"TOKEN = {token!r}\n" + snippet.replace("http://127.0.0.1:8000", url)
+        run = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            script,
+            cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        output, _ = await asyncio.wait_for(run.communicate(), 120)
+        assert run.returncode == 0, output.decode()
+        async with app.state.flow.engine.connect() as conn:
+            sha256 = (await conn.execute(sa.select(files.c.sha256))).scalar_one()
+        assert sha256 == hashlib.sha256(data).hexdigest()
