@@ -170,3 +170,22 @@ async def test_uppy_cancel_and_refusals(tmp_path: Path, bucket: Bucket, database
         nothing = await uppy.complete(empty, [])
         assert nothing.status_code == 409
         assert nothing.json()["error"]["code"] == "upload_incomplete"
+
+
+async def test_tus_says_it_cannot_use_s3(tmp_path: Path, bucket: Bucket, database_url: str) -> None:
+    settings = host_settings(tmp_path / "data", database_url, s3_table(bucket))
+    async with (
+        live_host(settings) as (url, _),
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        answer = await client.post(
+            "/v1/tus/",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": "5",
+                "Upload-Metadata": "project dG93ZXItYQ==,filename YS5pZmM=",
+            },
+        )
+        assert answer.status_code == 501
+        assert answer.json()["error"]["code"] == "tus_unsupported_storage"
+        assert bucket.multipart_uploads() == []

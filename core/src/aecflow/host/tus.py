@@ -113,6 +113,14 @@ class LengthRequired(AecflowError):
     exit_code = 2
 
 
+class NoHostParts(AecflowError):
+    """tus needs a backend that takes parts through the host (S3 parts go straight to S3)."""
+
+    code = "tus_unsupported_storage"
+    http_status = 501
+    exit_code = 4
+
+
 class UnsupportedMediaType(AecflowError):
     code = "unsupported_media_type"
     http_status = 415
@@ -139,6 +147,11 @@ async def create(request: Request) -> Response:
         _require_octets(request)
     checksum = parse_checksum(request.headers.get("upload-checksum"))
     tus = _tus(request)
+    if tus.runtime.storage.direct_upload:
+        raise NoHostParts(
+            f"storage backend {tus.runtime.storage.name!r} takes parts straight from clients, "
+            "not through the host: use Uppy's AwsS3 plugin (/v1/uppy) or upload sessions"
+        )
     view = await tus.sessions.open(
         fields.project,
         fields.filename,
