@@ -17,7 +17,7 @@ endif
 
 SYSTEM_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: setup setup-run plugin run test lint bench clean
+.PHONY: setup setup-run plugin run test lint bench clean js
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -50,7 +50,13 @@ CONFIG ?=
 run: setup-run ## Run the HTTP host: ./aecflow.toml when present, CONFIG=FILE to name one, else the embedded defaults.
 	"$(RUN_VENV)/bin/aecflow" $(if $(CONFIG),--config "$(CONFIG)") serve
 
-test: setup ## The whole test suite (PostgreSQL tests skip loudly without a server).
+tests/js/node_modules/.installed: tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	@touch $@
+
+js: tests/js/node_modules/.installed ## Node test clients (tus-js-client) from tests/js/package-lock.json.
+
+test: setup js ## The whole test suite (PostgreSQL tests skip loudly without a server).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 

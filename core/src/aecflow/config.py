@@ -184,8 +184,13 @@ class ServerSettings(_Section):
     header_timeout_s: float = pydantic.Field(30.0, gt=0)
     #: Seconds an idle keep-alive connection stays open between requests.
     keep_alive_timeout_s: int = pydantic.Field(5, ge=1)
+    #: Browser origins (``https://app.example.com``, or ``"*"``) allowed to call the API from
+    #: their pages (CORS: tus, Uppy); empty: no CORS headers, same-origin pages only.
+    cors_origins: list[str] = []
+    #: Seconds a browser may cache a CORS preflight answer.
+    cors_max_age_s: int = pydantic.Field(600, ge=0)
 
-    @pydantic.field_validator("forwarded_allow_ips", mode="before")
+    @pydantic.field_validator("forwarded_allow_ips", "cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         """``AECFLOW_SERVER__FORWARDED_ALLOW_IPS=10.0.0.1,10.0.0.2`` arrives as one string."""

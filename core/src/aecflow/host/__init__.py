@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
-from aecflow.host import files, openapi, ops, sessions
+from aecflow.host import cors, files, openapi, ops, sessions, tus, uppy
 from aecflow.host.auth import Endpoint, FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
 from aecflow.host.limits import BodyIdleTimeout
@@ -86,6 +86,8 @@ ROUTES = [
         authenticated(sessions.complete_session),
         methods=["POST"],
     ),
+    *(Route(path, endpoint, methods=methods) for path, endpoint, methods in tus.ROUTES),
+    *(Route(path, endpoint, methods=methods) for path, endpoint, methods in uppy.ROUTES),
     Route("/openapi.json", authenticated(openapi.openapi_json)),
     Route("/docs", authenticated(openapi.docs)),
 ]
@@ -126,6 +128,7 @@ def create_app(
     return Starlette(
         routes=routes,
         middleware=[
+            *cors.middleware(settings.server),
             Middleware(RequestContext),
             Middleware(BodyIdleTimeout, timeout_s=settings.uploads.body_idle_timeout_s),
         ],

@@ -210,6 +210,19 @@ async def claim(
     return result.rowcount == 1
 
 
+async def resize(
+    conn: AsyncConnection, upload_id: str, size: int, part_count: int, now: dt.datetime
+) -> bool:
+    """Set the size of an open session opened before its size was known (Uppy's S3 plugin
+    never says it): what its parts add up to, just before it completes."""
+    result = await conn.execute(
+        sa.update(uploads)
+        .where(uploads.c.id == upload_id, uploads.c.status == UploadStatus.OPEN)
+        .values(size=size, part_count=part_count, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
 async def set_status(
     conn: AsyncConnection,
     upload_id: str,

@@ -30,17 +30,22 @@ async def assemble(runtime: Runtime, row: UploadRow) -> AssembledObject:
             info = None
     if info is not None:  # the parts are gone (joined); the file is what they made
         direct = row.transport == "direct"
-        sha256 = row.sha256 if direct else await sha256_of(storage, key)
+        sha256 = row.sha256 if direct and row.sha256 else await sha256_of(storage, key)
         return AssembledObject(key, info.size, sha256, info.etag)
     joined = verified(row, await parts.held(runtime, row))
     with admitted(runtime.breakers["storage"]):
-        return await storage.complete_multipart(
+        assembled = await storage.complete_multipart(
             key,
             row.storage_upload_id,
             joined,
             content_type=row.content_type,
             metadata={"project": row.project, "file-id": row.file_id},
         )
+    if assembled.sha256 is None and row.sha256 is None:  # a direct session nobody declared
+        with admitted(runtime.breakers["storage"]):
+            digest = await sha256_of(storage, key)
+        assembled = dataclasses.replace(assembled, sha256=digest)
+    return assembled
 
 
 def verified(row: UploadRow, received: dict[int, PartInfo]) -> list[PartInfo]:

@@ -124,8 +124,14 @@ class UploadSessions:
         part_sha256: Sequence[str] | None = None,
         content_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        transport: str | None = None,
     ) -> dict[str, Any]:
-        """Open a session for a file of ``size`` bytes; returns its view (with part targets)."""
+        """Open a session for a file of ``size`` bytes; returns its view (with part targets).
+
+        ``transport`` forces ``host`` (the bytes come through the host even when the backend
+        takes them directly: tus) or ``direct`` (a direct session whose SHA-256 the server
+        computes by reading the joined file back, for clients that cannot declare it: Uppy);
+        by default the backend decides and direct sessions need a declared ``sha256``."""
         runtime = self.runtime
         async with runtime.audit.operation(
             "upload.open", read_only=False, project=str(project)[:64]
@@ -143,8 +149,13 @@ class UploadSessions:
                     f"{runtime.settings.uploads.max_size} bytes"
                 )
             declared = validation.sha256_hex(sha256) if sha256 else None
-            direct = self._storage.direct_upload
-            if direct and declared is None:
+            direct = self._storage.direct_upload and transport != "host"
+            if transport == "direct" and not direct:
+                raise InvalidInput(
+                    f"storage backend {self._storage.name!r} takes no parts from clients",
+                    code="direct_upload_unsupported",
+                )
+            if direct and declared is None and transport is None:
                 raise InvalidInput(
                     "sha256 is required: parts go straight to storage, so the server never "
                     "sees the bytes to compute it",
@@ -279,6 +290,14 @@ class UploadSessions:
                 conn, project, self.runtime.clock(), sha256=sha256, filename=filename, size=size
             )
         return [views.summary(row, None, self.runtime.clock()) for row in found]
+
+    async def session_row(self, upload_id: str) -> UploadRow:
+        """The session's row, if the actor may see it (else ``upload_not_found``)."""
+        return await self._load(upload_id)
+
+    def require_open(self, row: UploadRow) -> None:
+        """Raise what the client must be told unless parts may be sent to ``row``."""
+        self._require_open(row)
 
     async def _load(self, upload_id: str, conn: AsyncConnection | None = None) -> UploadRow:
         if not looks_like_id(upload_id):

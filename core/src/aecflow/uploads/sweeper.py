@@ -18,6 +18,12 @@ from aecflow.store.uploads import UploadRow
 
 log = logging.getLogger(__name__)
 
+
+def is_piece(number: int) -> bool:
+    """Whether a part number is a tus upload's tail piece (0, -1, ...: :mod:`.tus`)."""
+    return number <= 0
+
+
 #: Sessions cleaned per sweep round.
 SWEEP_BATCH = 100
 
@@ -42,7 +48,12 @@ async def sweep(runtime: Runtime) -> int:
 async def clean(runtime: Runtime, row: UploadRow) -> None:
     """Remove the parts, and the file if a failed completion had joined them already."""
     storage = runtime.storage
+    async with runtime.engine.connect() as conn:
+        pieces = [part.etag for part in await store.parts(conn, row.id) if is_piece(part.number)]
     with admitted(runtime.breakers["storage"]):
+        for piece in pieces:  # a tus upload's tail pieces (see aecflow.uploads.tus)
+            if piece:
+                await storage.delete(piece)
         await storage.abort_multipart(row.storage_key, row.storage_upload_id)
         await storage.delete(row.storage_key)
     async with runtime.engine.begin() as conn:
