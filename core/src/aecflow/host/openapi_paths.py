@@ -41,6 +41,7 @@ from aecflow.host.openapi_parts import (
     ref,
 )
 from aecflow.host.openapi_uploads import upload_sessions
+from aecflow.host.openapi_web import web_operations
 from aecflow.schemas.common import MAX_FILENAME, META_RULES
 
 
@@ -426,6 +427,7 @@ def operations() -> dict[str, dict[str, Schema]]:
             }
         },
         **upload_sessions(),
+        **web_operations(),
         "/metrics": {
             "get": {
                 "tags": ["operations"],

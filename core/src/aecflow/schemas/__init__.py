@@ -30,6 +30,7 @@ from aecflow.schemas.ops import (
     DeadLetterPage,
     Error,
     Health,
+    Me,
     Plugin,
     PluginPage,
     Ready,
@@ -59,6 +60,7 @@ __all__ = [
     "FilePage",
     "FileRecord",
     "Health",
+    "Me",
     "NewUploadSession",
     "Page",
     "PartReceipt",
@@ -95,6 +97,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Breaker,
     Ready,
     Health,
+    Me,
 )
 REQUESTS: tuple[type[BaseModel], ...] = (NewUploadSession,)
 
