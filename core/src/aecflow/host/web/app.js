@@ -573,10 +573,10 @@
       .filter((key) => list.some((m) => m[key] !== null && m[key] !== undefined && typeof m[key] !== "object"));
     return el("section", { class: "card", id: "materials", "aria-labelledby": "materials-title" },
       el("h2", { id: "materials-title", text: `Materials (${list.length})` }),
-      el("table", {},
+      el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Materials table" }, el("table", {},
         el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", text: c.replaceAll("_", " ") })))),
         el("tbody", {}, list.map((m) => el("tr", {}, columns.map((c) =>
-          el("td", { class: typeof m[c] === "number" ? "num" : null, text: typeof m[c] === "object" ? "" : number(m[c]) })))))));
+          el("td", { class: typeof m[c] === "number" ? "num" : null, text: typeof m[c] === "object" ? "" : number(m[c]) }))))))));
   }
 
   function quantities(byClass) {
@@ -590,11 +590,11 @@
       }
     }
     return el("section", { class: "card", id: "quantities", "aria-labelledby": "quantities-title" },
-      el("h2", { id: "quantities-title", text: "Quantities (totals per class)" }),
-      el("table", {},
+      el("h2", { id: "quantities-title", text: `Quantities (${rows.length} totals per class)` }),
+      el("div", { class: "scroll", tabindex: "0", role: "region", "aria-label": "Quantities table" }, el("table", {},
         el("thead", {}, el("tr", {}, ["Class", "Quantity", "Total", "Unit", "Elements"].map((c) =>
           el("th", { scope: "col", class: c === "Total" || c === "Elements" ? "num" : null, text: c })))),
-        el("tbody", {}, rows)));
+        el("tbody", {}, rows))));
   }
 
   // ---- dead letters --------------------------------------------------------------------
