@@ -20,15 +20,15 @@ CSP = header(
 )
 
 
-def _page(description: str, media_type: str, **headers: Schema) -> Schema:
+def _page(description: str, media_types: tuple[str, ...], **headers: Schema) -> Schema:
     response: Schema = {
         "description": description,
         "headers": {
             "X-Request-ID": REQUEST_ID,
             "ETag": header("The asset's digest.", {"type": "string"}),
-            **headers,
+            **{name.replace("_", "-"): h for name, h in headers.items()},
         },
-        "content": {media_type: {"schema": {"type": "string"}}},
+        "content": {media_type: {"schema": {"type": "string"}} for media_type in media_types},
     }
     return response
 
@@ -45,7 +45,7 @@ def web_operations() -> dict[str, dict[str, Schema]]:
                 "sends the person's token with every call it makes.",
                 "security": [],
                 "responses": {
-                    "200": _page("The page.", "text/html", Content_Security_Policy=CSP),
+                    "200": _page("The page.", ("text/html",), Content_Security_Policy=CSP),
                     "304": ok("Not modified (`If-None-Match`)."),
                 },
             }
@@ -60,7 +60,7 @@ def web_operations() -> dict[str, dict[str, Schema]]:
                     path_param("name", {"type": "string"}, "One of " + ", ".join(ASSETS) + ".")
                 ],
                 "responses": {
-                    "200": _page("The asset.", "text/javascript"),
+                    "200": _page("The asset.", ("text/javascript", "text/css")),
                     "304": ok("Not modified (`If-None-Match`)."),
                     "404": error("No such asset.", ["not_found"]),
                 },
