@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -121,3 +122,20 @@ def test_the_committed_uppy_bundle_is_what_make_web_builds(tmp_path: Path) -> No
     before = hashlib.sha256(bundle.read_bytes()).hexdigest()
     subprocess.run(["make", "web"], cwd=ROOT, check=True, capture_output=True, timeout=300)
     assert hashlib.sha256(bundle.read_bytes()).hexdigest() == before
+
+
+def test_the_core_wheel_ships_the_page(tmp_path: Path) -> None:
+    """The page is package data: an installed aecflow serves it without the source tree."""
+    from .test_packaging import find_uv, run
+
+    uv = find_uv()
+    if uv is None:
+        pytest.skip("uv is not installed (make test installs it)")
+    built = run(uv, "build", "--wheel", "--quiet", "--out-dir", tmp_path, ROOT / "core")
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    for name in ("index.html", *webpage.ASSETS):
+        assert f"aecflow/host/web/{name}" in names
+    assert not any("node_modules" in name for name in names)
