@@ -284,7 +284,13 @@
       cursor = page.next_cursor;
       more.hidden = !cursor;
       count.textContent = shown ? `${shown}${cursor ? "+" : ""} file${shown === 1 ? "" : "s"}` : "No files match.";
+      // While files of the first page process, refresh it so their status moves on.
+      clearTimeout(refresh);
+      if (shown === page.items.length && page.items.some((r) => ACTIVE.includes(r.status) && !r.deleted_at)) {
+        refresh = setTimeout(() => { if (current === view) load(true); }, 2 * POLL_MS);
+      }
     }
+    let refresh = null;
     let debounce = null;
     search.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => load(true), 250); });
     status.addEventListener("change", () => load(true));
