@@ -17,7 +17,7 @@ endif
 
 SYSTEM_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: setup setup-run plugin run test lint bench clean js
+.PHONY: setup setup-run plugin run test lint bench clean js web
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -65,6 +65,11 @@ lint: setup ## ruff, mypy and the import layers (.importlinter).
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports .importlinter
+
+# The web page's vendored Uppy bundle (core/src/aecflow/host/web/uppy.js), from web/package-lock.json:
+# byte-identical for the same lock (tests/test_web.py checks the committed one when npm exists).
+web: ## Rebuild the web page's Uppy bundle with npm (development time only; the bundle is committed).
+	cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 bench: setup ## Benchmarks: print figures, never pass/fail.
 	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done

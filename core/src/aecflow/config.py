@@ -215,6 +215,30 @@ class WorkerSettings(_Section):
     orphan_max_age_s: float = pydantic.Field(3600.0, gt=0)
 
 
+class WebSettings(_Section):
+    #: Origins besides the host's own that the web page at ``/`` may connect to (its
+    #: Content-Security-Policy ``connect-src``), e.g. an S3 endpoint for direct uploads:
+    #: ``["https://models.s3.eu-central-1.amazonaws.com"]``.
+    connect_src: list[str] = []
+
+    @pydantic.field_validator("connect_src", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """``AECFLOW_WEB__CONNECT_SRC=https://a,https://b`` arrives as one string."""
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @pydantic.field_validator("connect_src")
+    @classmethod
+    def _csp_sources(cls, value: list[str]) -> list[str]:
+        """Each a CSP source expression: no spaces, quotes, commas or semicolons."""
+        for item in value:
+            if not item or any(c in item for c in " \t;,'\"") or not item.isprintable():
+                raise ValueError(f"{item!r} is not a CSP source (an origin like https://host)")
+        return value
+
+
 class Settings(_Section):
     #: Where each setting read by ``load_settings`` came from: key path -> file or variable.
     _sources: dict[tuple[str, ...], str] = pydantic.PrivateAttr(default_factory=dict)
@@ -233,6 +257,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    web: WebSettings = WebSettings()
 
     def database_url(self) -> str:
         if self.database.url:

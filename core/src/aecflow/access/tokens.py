@@ -110,5 +110,8 @@ async def authenticate(conn: AsyncConnection, token: str, now: dt.datetime) -> A
     if last is None or now - last > dt.timedelta(minutes=1):  # bounded write amplification
         await token_rows.touch(conn, info.id, now)
     return Actor(
-        id=f"token:{info.id}", role=Role.parse(info.role), projects=frozenset(info.projects)
+        id=f"token:{info.id}",
+        role=Role.parse(info.role),
+        projects=frozenset(info.projects),
+        extra={"token_name": info.name},
     )

@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from aecflow.config import Settings
 from aecflow.flow import Flow
-from aecflow.host import cors, files, openapi, ops, sessions, tus, uppy
+from aecflow.host import cors, files, openapi, ops, sessions, tus, uppy, webpage
 from aecflow.host.auth import Endpoint, FailureLimiter, authenticated
 from aecflow.host.errors import HANDLERS
 from aecflow.host.limits import BodyIdleTimeout
@@ -38,7 +38,10 @@ def by_method(**endpoints: Endpoint) -> Endpoint:
 
 
 ROUTES = [
+    Route("/", webpage.index),
+    Route("/web/{name}", webpage.web_asset),
     Route("/health", ops.health),
+    Route("/v1/me", authenticated(webpage.me)),
     Route("/ready", authenticated(ops.ready)),
     Route("/v1/plugins", authenticated(ops.plugins)),
     Route("/v1/audit", authenticated(ops.audit)),

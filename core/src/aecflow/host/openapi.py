@@ -68,6 +68,7 @@ def _document() -> dict[str, Any]:
             {"name": "audit", "description": "Who did what."},
             {"name": "operations", "description": "Health, readiness and plugins."},
             {"name": "documentation", "description": "This description."},
+            {"name": "web", "description": "The web page for people (docs/web.md)."},
         ],
         "security": [{"bearer": []}],
         "paths": with_head_and_body_limits(operations()),

@@ -42,6 +42,7 @@ from aecflow.host.openapi_parts import (
 )
 from aecflow.host.openapi_pipelines import STEP, pipeline_paths
 from aecflow.host.openapi_uploads import upload_sessions
+from aecflow.host.openapi_web import web_operations
 from aecflow.schemas.common import MAX_FILENAME, META_RULES
 
 
@@ -428,6 +429,7 @@ def operations() -> dict[str, dict[str, Schema]]:
         },
         **pipeline_paths(),
         **upload_sessions(),
+        **web_operations(),
         "/metrics": {
             "get": {
                 "tags": ["operations"],

@@ -36,6 +36,7 @@ from aecflow.schemas.ops import (
     DeadLetterPage,
     Error,
     Health,
+    Me,
     Plugin,
     PluginPage,
     Ready,
@@ -68,6 +69,7 @@ __all__ = [
     "FilePage",
     "FileRecord",
     "Health",
+    "Me",
     "NewUploadSession",
     "Page",
     "PartReceipt",
@@ -111,6 +113,7 @@ RESPONSES: tuple[type[BaseModel], ...] = (
     Breaker,
     Ready,
     Health,
+    Me,
 )
 REQUESTS: tuple[type[BaseModel], ...] = (NewUploadSession, PipelineUpdate)
 

@@ -136,3 +136,20 @@ class TokenInfo(Shape):
     expires_at: DateTime | None
     revoked_at: DateTime | None
     last_used_at: DateTime | None
+
+
+class Me(Shape):
+    """Who the request's token is: what the web page shows and decides its menus by."""
+
+    actor: str = Field(
+        description="`token:<id>`, or `anonymous-local` when `[auth] mode` is `none`.",
+        examples=["token:01J..."],
+    )
+    token_name: str | None = Field(description="The token's name; `null` without a token.")
+    role: Literal["reader", "writer", "admin"] = Field(
+        description="What the token may do (no token, `[auth] mode = none`: `admin`)."
+    )
+    projects: list[str] = Field(
+        description='The projects it reaches; `["*"]` is every project.', examples=[["demo"]]
+    )
+    auth_mode: Literal["token", "none"]
