@@ -31,7 +31,9 @@ def _record_keys() -> tuple[str, ...]:
     from aecflow import schemas
 
     fields = schemas.FileRecord.model_fields
-    return tuple(name for name in fields if name not in ("metadata", "processing", "steps", "failure"))
+    return tuple(
+        name for name in fields if name not in ("metadata", "processing", "steps", "failure")
+    )
 
 
 def print_json(data: Any) -> None:
