@@ -12,7 +12,6 @@ import click
 from aecflow.cli import cli, exitcodes
 from aecflow.cli.common import open_flow, pairs, quiet_settings, root_settings, run_async
 from aecflow.cli.output import artifact_lines, print_json, print_record
-from aecflow.files.pipeline import artifact_dict
 
 
 @cli.command()
@@ -164,6 +163,8 @@ async def files_show(ctx: click.Context, file_id: str, as_json: bool) -> None:
     print_record(record, as_json)  # --json: the record, the same shape as the API's
     if as_json:
         return
+    from aecflow.files.pipeline import artifact_dict  # SQL-side module: not for every start-up
+
     for text in artifact_lines([artifact_dict(row) for row in found]):
         click.echo(text)
 
