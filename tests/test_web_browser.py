@@ -121,8 +121,8 @@ async def test_sign_in_upload_search_summary_delete_and_restore(
     assert token not in page.url
     assert await page.evaluate("sessionStorage.getItem('aecflow.token')") == token
     assert "alice" in await page.locator("#who-text").inner_text()
-    # No tus on this host: Uppy streams each file to the upload endpoint.
-    await page.locator("#upload-protocol", has_text="one request").wait_for()
+    # The host speaks tus (/v1/tus/): Uppy's Tus plugin sends the files, resumably.
+    await page.locator("#upload-protocol", has_text="resumable (tus)").wait_for()
 
     # Progress as Uppy reports it, recorded while it happens.
     await page.evaluate(

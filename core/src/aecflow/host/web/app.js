@@ -311,8 +311,16 @@
     const resumable = await hostSpeaksTus();
     if (ui.current !== view) return;
     uppy = new Uppy({ autoProceed: true, allowMultipleUploadBatches: true });
+    // tus answers the last PATCH with the new file's id in a header, not a body: keep it by
+    // upload URL for "upload-success", which only sees the URL.
+    const tusFileIds = new Map();
+    const uploadPath = (url) => new URL(url, window.location.href).pathname;
     if (resumable) {
       uppy.use(Tus, {
+        onAfterResponse: (req, res) => {
+          const id = res.getHeader("Aecflow-File-Id");
+          if (id) tusFileIds.set(uploadPath(req.getURL()), id);
+        },
         endpoint: "/v1/tus/",
         headers: authHeaders(),
         chunkSize: 16 * 1024 * 1024,
@@ -364,8 +372,11 @@
       r.bar.value = 100;
       r.cancel.disabled = true;
       const record = response && response.body;
-      r.state.replaceChildren(record && record.id
-        ? el("a", { href: `#/f/${record.id}`, text: "uploaded" })
+      const fileId = record && record.id
+        ? record.id
+        : response && response.uploadURL && tusFileIds.get(uploadPath(response.uploadURL));
+      r.state.replaceChildren(fileId
+        ? el("a", { href: `#/f/${fileId}`, text: "uploaded" })
         : "uploaded");
       announce(`${file.name} uploaded`);
       ui.reload();
