@@ -103,7 +103,11 @@ async def test_a_file_is_stored_processed_and_notified(tmp_path: Path) -> None:
         assert done.status == "processed", done.processing
         assert done.processing["processor"] == "textstats"
         assert done.processing["result"]["words"] == 5
-        assert recording_notifier(flow).types() == ["file.stored", "file.processed"]
+        assert recording_notifier(flow).types() == [
+            "file.stored",
+            "file.step_succeeded",
+            "file.processed",
+        ]
         assert {event.file_id for event in recording_notifier(flow).events} == {record.id}
 
 
@@ -146,7 +150,7 @@ async def test_extra_plugins_are_registered(tmp_path: Path) -> None:
         assert list(flow.notifiers) == ["collect"]
         await flow.ingest_file("demo", source)
         await run_until_settled(flow)
-    assert Collect.seen == ["file.stored", "file.processed"]
+    assert Collect.seen == ["file.stored", "file.step_succeeded", "file.processed"]
 
 
 # -- the pytest plugin's fixtures (loaded by the pytest11 entry point, not a conftest) ----------

@@ -205,7 +205,12 @@ async def test_background_takes_the_worker_commands_options(
         async with flow.background(concurrency=2, dispatch=False) as tasks:
             assert flow.worker is not None and flow.worker.concurrency == 2
             assert flow.dispatcher is None
-            assert len(tasks) == 2 and not any(task.done() for task in tasks)
+            assert [task.get_name() for task in tasks] == [
+                "aecflow worker",
+                "aecflow upload sweep",
+                "aecflow orphan sweep",
+            ]
+            assert not any(task.done() for task in tasks)
             record = await flow.ingest("p1", "a.ok", aiter_bytes(b"a\nb\n"))
             for _ in range(300):
                 if (await flow.get(record.id)).status == "processed":

@@ -101,9 +101,9 @@ class Flow:
     async def background(
         self, *, concurrency: int | None = None, dispatch: bool = True, grace_s: float = 30.0
     ) -> AsyncIterator[builtins.list[asyncio.Task[None]]]:
-        """Run a worker, the outbox dispatcher (unless ``dispatch`` is false) and the upload
-        sweeper in this process until the block ends; the block gets their tasks (``aecflow
-        worker`` runs this too, and ends when one of them fails)."""
+        """Run a worker, the outbox dispatcher (unless ``dispatch`` is false), the upload
+        sweeper and the orphan sweeper in this process until the block ends; the block gets
+        their tasks (``aecflow worker`` runs this too, and ends when one of them fails)."""
         self.worker = Worker(self.runtime, concurrency=concurrency)
         self.dispatcher = Dispatcher(self.runtime) if dispatch else None
         stop = asyncio.Event()

@@ -46,7 +46,11 @@ async def test_an_ingested_text_file_is_processed_and_notified(flow: Flow, tmp_p
     done = await flow.get(record.id)
     assert (done.status, done.processing["processor"]) == ("processed", "textstats")
     assert done.processing["result"]["words"] == 4
-    assert recording_notifier(flow).types() == ["file.stored", "file.processed"]
+    assert recording_notifier(flow).types() == [
+        "file.stored",
+        "file.step_succeeded",
+        "file.processed",
+    ]
     assert "flow.ingest" in {observation.name for observation in SEEN}  # observe ran
 
 
