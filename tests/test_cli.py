@@ -26,6 +26,7 @@ COMMANDS = [
     ["files"],
     ["files", "list"],
     ["files", "show"],
+    ["files", "reprocess"],
     ["plugins"],
     ["plugin"],
     ["plugin", "new"],
@@ -161,6 +162,30 @@ def test_errors_have_exit_codes_and_messages(
     assert result.returncode == code, (result.stdout, result.stderr)
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_files_reprocess_one_step_and_its_errors(
+    tmp_path: Path, aecflow_here: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    (tmp_path / "notes.txt").write_text("one two\n")
+    ingested = aecflow_here(tmp_path, "ingest", "notes.txt", "-p", "demo", "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    record = json.loads(ingested.stdout)
+    step = next(iter(record["steps"]))
+
+    again = aecflow_here(tmp_path, "files", "reprocess", record["id"], "--step", step, "--json")
+    assert again.returncode == 0, again.stderr
+    queued = json.loads(again.stdout)
+    assert queued["id"] == record["id"]
+    assert queued["steps"][step]["outcome"] != record["steps"][step]["outcome"]
+
+    unknown_step = aecflow_here(tmp_path, "files", "reprocess", record["id"], "--step", "nope")
+    assert unknown_step.returncode == 2, (unknown_step.stdout, unknown_step.stderr)
+    assert "'nope'" in unknown_step.stderr and "Traceback" not in unknown_step.stderr
+    missing = "01a1ffc4-0000-7000-8000-000000000000"
+    unknown_file = aecflow_here(tmp_path, "files", "reprocess", missing)
+    assert unknown_file.returncode == 3, (unknown_file.stdout, unknown_file.stderr)
+    assert "does not exist" in unknown_file.stderr
 
 
 def test_configuration_errors_exit_78(tmp_path: Path) -> None:

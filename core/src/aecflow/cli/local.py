@@ -196,3 +196,18 @@ async def files_artifact(ctx: click.Context, file_id: str, name: str, output: Pa
                 handle.write(chunk)
         partial.replace(output)
     click.echo(f"{row.name}: {row.size} bytes, sha256 {row.sha256} -> {output}", err=True)
+
+
+@files.command("reprocess")
+@click.argument("file_id")
+@click.option("--step", help="Run only this step again (as `files show` lists them).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+@run_async
+async def files_reprocess(
+    ctx: click.Context, file_id: str, step: str | None, as_json: bool
+) -> None:
+    """Queue a file's processing again; with --step only that step (a worker runs it)."""
+    async with open_flow(quiet_settings(ctx)) as flow:
+        record = await flow.reprocess(file_id, step)
+    print_record(record, as_json)
