@@ -214,3 +214,16 @@ class IfcCrash(Processor):
 
     def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
         os._exit(3)
+
+
+class IfcStall(Processor):
+    """A pipeline step that hangs on every IFC file, far past the step's time limit."""
+
+    suffixes = (".ifc",)
+
+    def __init__(self, config: NoConfig) -> None:
+        pass
+
+    def process(self, path: Path, context: ProcessingContext) -> ProcessingResult:
+        time.sleep(60)
+        return ProcessingResult({})

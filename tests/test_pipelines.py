@@ -22,6 +22,7 @@ from .conftest import SAMPLES, make_settings
 pytestmark = pytest.mark.skipif(not SAMPLES.exists(), reason=f"no samples at {SAMPLES}")
 
 FZK = SAMPLES / "AC20-FZK-Haus.ifc"
+OPEN_HOUSE = SAMPLES / "IfcOpenHouse_IFC4.ifc"
 #: A requirement FZK-Haus fails: every wall must have a property it does not have.
 IDS = """<?xml version="1.0" encoding="UTF-8"?>
 <ids xmlns="http://standards.buildingsmart.org/IDS"
@@ -53,6 +54,15 @@ class CrashPlugin:
     def register_processors(registry) -> None:
         registry.add(
             "t-ifc-crash", isolation_processors.IfcCrash, config=isolation_processors.NoConfig
+        )
+
+
+class StallPlugin:
+    @staticmethod
+    @aecflow.hookimpl
+    def register_processors(registry) -> None:
+        registry.add(
+            "t-ifc-stall", isolation_processors.IfcStall, config=isolation_processors.NoConfig
         )
 
 
@@ -201,3 +211,47 @@ async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_ur
             with pytest.raises(ObjectNotFound):
                 async for _ in flow.storage.open(key):
                     pass
+
+
+async def test_a_step_past_its_time_limit_times_out_and_fails_the_file(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Only the stalled step is cut off at its own limit; the steps beside it still succeed."""
+    pipeline = ["ifc", "t-ifc-stall", "ifc-csv"]
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        auth={"mode": "none"},
+        worker={"embedded": True, "poll_interval_s": 0.05},
+        processing={
+            "pipeline": pipeline,
+            "max_attempts": 1,
+            "concurrency": 2,
+            "processors": {"t-ifc-stall": {"timeout_s": 1.5}},
+        },
+    )
+    async with (
+        live_host(settings, plugins=[("stall", StallPlugin)]) as (url, _app),
+        httpx.AsyncClient(base_url=url, timeout=120) as client,
+    ):
+        created = await client.post(
+            "/v1/projects/p/files?filename=IfcOpenHouse_IFC4.ifc",
+            content=OPEN_HOUSE.read_bytes(),
+        )
+        assert created.status_code == 201, created.text
+        record = await _settled(client, created.json()["id"])
+
+        steps = record["steps"]
+        assert list(steps) == pipeline
+        assert {n: steps[n]["outcome"] for n in pipeline} == {
+            "ifc": "succeeded",
+            "t-ifc-stall": "timed_out",
+            "ifc-csv": "succeeded",
+        }
+        assert steps["t-ifc-stall"]["error"] == "exceeded the wall-clock limit of 1.5 s"
+        assert record["status"] == "failed"
+        assert record["failure"] == {
+            "step": "t-ifc-stall",
+            "outcome": "timed_out",
+            "error": "exceeded the wall-clock limit of 1.5 s",
+        }
