@@ -1,10 +1,13 @@
 """Processing pipelines over HTTP: several isolated steps per file, artifacts, one-step
-reprocessing, purge. FZK-Haus through ifc, ifc-validate, ifc-ids, ifc-csv and a crashing step."""
+reprocessing, purge. FZK-Haus through ifc, ifc-validate, ifc-ids, ifc-csv and a crashing step;
+a step past its time limit; duplex (IFC2X3) through ifc, ifc-validate and ifc-csv."""
 
 from __future__ import annotations
 
 import asyncio
+import csv as csv_module
 import hashlib
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.skipif(not SAMPLES.exists(), reason=f"no samples at {SA
 
 FZK = SAMPLES / "AC20-FZK-Haus.ifc"
 OPEN_HOUSE = SAMPLES / "IfcOpenHouse_IFC4.ifc"
+DUPLEX = SAMPLES / "duplex.ifc"
 #: A requirement FZK-Haus fails: every wall must have a property it does not have.
 IDS = """<?xml version="1.0" encoding="UTF-8"?>
 <ids xmlns="http://standards.buildingsmart.org/IDS"
@@ -78,6 +82,21 @@ async def _settled(
             return record
         assert time.monotonic() < deadline, record
         await asyncio.sleep(0.3)
+
+
+async def _assert_artifacts_byte_identical(
+    client: httpx.AsyncClient, flow: Any, file_id: str, listed: list[dict[str, Any]]
+) -> None:
+    """Each artifact downloads over HTTP as the bytes in storage, with the listed size and hash."""
+    for artifact in listed:
+        content = await client.get(f"/v1/files/{file_id}/artifacts/{artifact['name']}/content")
+        assert content.status_code == 200
+        assert hashlib.sha256(content.content).hexdigest() == artifact["sha256"]
+        assert len(content.content) == artifact["size"]
+        async with flow.engine.connect():
+            row = await flow.artifact(file_id, artifact["name"])
+        stored = b"".join([c async for c in flow.storage.open(row.storage_key)])
+        assert stored == content.content
 
 
 async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_url: str) -> None:
@@ -144,15 +163,7 @@ async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_ur
         assert {"ifc-validate", "ifc-ids", "ifc-csv"} <= by_step, listed
         names = {a["name"] for a in listed}
         assert "elements.csv" in names
-        for artifact in listed:
-            content = await client.get(f"/v1/files/{file_id}/artifacts/{artifact['name']}/content")
-            assert content.status_code == 200
-            assert hashlib.sha256(content.content).hexdigest() == artifact["sha256"]
-            assert len(content.content) == artifact["size"]
-            async with flow.engine.connect():
-                row = await flow.artifact(file_id, artifact["name"])
-            stored = b"".join([c async for c in flow.storage.open(row.storage_key)])
-            assert stored == content.content
+        await _assert_artifacts_byte_identical(client, flow, file_id, listed)
         csv = (await client.get(f"/v1/files/{file_id}/artifacts/elements.csv/content")).text
         assert csv.splitlines()[0] == "global_id,class,name,storey,type,material"
         missing = await client.get(f"/v1/files/{file_id}/artifacts/nope.json/content")
@@ -255,3 +266,43 @@ async def test_a_step_past_its_time_limit_times_out_and_fails_the_file(
             "outcome": "timed_out",
             "error": "exceeded the wall-clock limit of 1.5 s",
         }
+
+
+async def test_duplex_through_ifc_validate_and_csv_over_http(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A second real model (IFC2X3, not FZK-Haus) through the artifact-writing steps."""
+    pipeline = ["ifc", "ifc-validate", "ifc-csv"]
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        auth={"mode": "none"},
+        worker={"embedded": True, "poll_interval_s": 0.05},
+        processing={"pipeline": pipeline, "max_attempts": 1, "concurrency": 2},
+    )
+    async with (
+        live_host(settings) as (url, app),
+        httpx.AsyncClient(base_url=url, timeout=120) as client,
+    ):
+        created = await client.post(
+            "/v1/projects/p/files?filename=duplex.ifc", content=DUPLEX.read_bytes()
+        )
+        assert created.status_code == 201, created.text
+        file_id = created.json()["id"]
+        record = await _settled(client, file_id)
+
+        steps = record["steps"]
+        assert {n: steps[n]["outcome"] for n in steps} == dict.fromkeys(pipeline, "succeeded")
+        assert record["status"] == "processed", record
+        listed = (await client.get(f"/v1/files/{file_id}/artifacts")).json()["items"]
+        assert {"ifc-validate", "ifc-csv"} <= {a["step"] for a in listed}, listed
+        await _assert_artifacts_byte_identical(client, app.state.flow, file_id, listed)
+        csv = (await client.get(f"/v1/files/{file_id}/artifacts/elements.csv/content")).text
+        header, *rows = list(csv_module.reader(io.StringIO(csv)))
+        assert header[:6] == ["global_id", "class", "name", "storey", "type", "material"]
+        # the CSV holds the rows the step counted, each a distinct element of this model
+        csv_result = steps["ifc-csv"]["result"]
+        assert csv_result["schema"] == "IFC2X3"
+        assert len(rows) == csv_result["rows"] > 100
+        assert len({row[0] for row in rows}) == len(rows)
+        assert {"IfcWallStandardCase", "IfcDoor", "IfcWindow"} <= {row[1] for row in rows}
