@@ -7,12 +7,16 @@ late finish or release act on the new attempt.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from aecflow.flow import Flow
+from aecflow.isolation import RunReport
+from aecflow.jobs.worker import Worker
+from aecflow.processing import Outcome
 from aecflow.store import jobs as job_rows
 from aecflow.store.schema import jobs
 from aecflow.store.statuses import JobStatus
@@ -78,3 +82,56 @@ async def test_a_lost_attempt_cannot_finish_renew_or_release_its_successor(
             await job_rows.release(conn, second.id, OWNER, second.attempts, now)
         row = await _row(flow, second.id)
         assert (row.status, row.attempts, row.lease_owner) == (JobStatus.DONE, 2, None)
+
+
+async def test_a_worker_that_reclaimed_its_own_job_records_only_the_new_attempt(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The lost attempt's late wrong result is dropped; the new attempt stays tracked and ends
+    the job and the file."""
+    settings = make_settings(
+        tmp_path, database_url, notifiers=[], processing={"lease_s": 30, "max_attempts": 2}
+    )
+    gates = [asyncio.Event(), asyncio.Event()]
+    reports = [
+        RunReport(Outcome.INVALID_INPUT, None, "late and wrong", 1.0, None, ""),
+        RunReport(Outcome.SUCCEEDED, {"ok": True}, None, 0.01, None, ""),
+    ]
+    started = [asyncio.Event(), asyncio.Event()]
+    calls: list[int] = []
+
+    async def gated_runner(spec, path, context, limits) -> RunReport:  # type: ignore[no-untyped-def]
+        index = len(calls)
+        calls.append(index)
+        started[index].set()
+        await gates[index].wait()
+        return reports[index]
+
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        record = await flow.ingest("p1", "a.ok", aiter_bytes(b"data"))
+        worker = Worker(flow.runtime, concurrency=2, runner=gated_runner)
+        assert await worker.fill() == 1
+        await started[0].wait()
+        [(job_id, lost)] = worker.running.items()
+        async with flow.engine.begin() as conn:
+            await conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+            )
+        assert await worker.fill() == 1  # the same owner claims its expired job again
+        await started[1].wait()
+        current = worker.running[job_id]
+        assert current is not lost
+        gates[0].set()
+        await lost
+        assert worker.running.get(job_id) is current
+        row = await _row(flow, job_id)
+        assert (row.status, row.attempts) == (JobStatus.RUNNING, 2)
+        gates[1].set()
+        await current
+        row = await _row(flow, job_id)
+        assert (row.status, row.attempts, row.lease_owner) == (JobStatus.DONE, 2, None)
+        done = await flow.get(record.id)
+        assert done.status == "processed"
+        assert (done.processing["attempts"], done.processing["error"]) == (2, None)
