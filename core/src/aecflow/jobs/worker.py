@@ -178,8 +178,10 @@ class Worker:
         async with self.runtime.engine.connect() as conn:
             return bool(await job_rows.count_by_status(conn, JobStatus.QUEUED))
 
-    def _forget(self, job_id: str, _task: object) -> None:
-        self.running.pop(job_id, None)
+    def _forget(self, job_id: str, task: object) -> None:
+        # Only our own entry: after a lost lease this worker may run the job's next attempt.
+        if self.running.get(job_id) is task:
+            del self.running[job_id]
 
     async def _wait(self, stop: asyncio.Event, delay: float) -> None:
         waiters: list[asyncio.Future[Any]] = [
@@ -311,7 +313,7 @@ class Worker:
 
     async def _run_with_lease(self, job: JobRow) -> Verdict:
         run = asyncio.create_task(self._run(job))
-        keeper = asyncio.create_task(self._keep_lease(job.id, run))
+        keeper = asyncio.create_task(self._keep_lease(job, run))
         try:
             return await run
         except asyncio.CancelledError:
@@ -323,17 +325,17 @@ class Worker:
             with suppress(asyncio.CancelledError):
                 await keeper
 
-    async def _keep_lease(self, job_id: str, run: asyncio.Task[Verdict]) -> bool:
+    async def _keep_lease(self, job: JobRow, run: asyncio.Task[Verdict]) -> bool:
         """Renew the lease every third of its length; cancel the run if it was taken over."""
         while True:
             await asyncio.sleep(self.lease.total_seconds() / 3)
             try:
                 async with self.runtime.engine.begin() as conn:
                     ours = await job_rows.renew(
-                        conn, job_id, self.owner, self.lease, self.runtime.clock()
+                        conn, job.id, self.owner, job.attempts, self.lease, self.runtime.clock()
                     )
             except Exception as exc:
-                log.warning("could not renew lease of job %s: %s", job_id, exc)
+                log.warning("could not renew lease of job %s: %s", job.id, exc)
                 continue
             if not ours:
                 run.cancel()
@@ -562,6 +564,7 @@ class Worker:
                 conn,
                 job.id,
                 self.owner,
+                job.attempts,
                 now,
                 status=status,
                 last_error=error,
@@ -665,7 +668,7 @@ class Worker:
         """Hand a job back (shutdown): queued again, and the attempt does not count."""
         try:
             async with self.runtime.engine.begin() as conn:
-                await job_rows.release(conn, job.id, self.owner, self.runtime.clock())
+                await job_rows.release(conn, job.id, self.owner, job.attempts, self.runtime.clock())
         except Exception:
             log.exception("could not release job %s; its lease will expire", job.id)
 

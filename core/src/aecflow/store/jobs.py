@@ -186,17 +186,40 @@ async def note_error(
     )
 
 
+def _ours(job_id: str, owner: str, attempt: int) -> sa.ColumnElement[bool]:
+    """The fence of one attempt: the owner, and the attempt number as the fencing token.
+
+    One worker process claims under one owner id, so after its own lease expired it may claim
+    the job again itself; the owner alone would then let the lost attempt renew, finish or
+    release the new one.
+    """
+    return sa.and_(
+        leases.held_by(jobs, job_id, owner),
+        jobs.c.attempts == attempt,
+        jobs.c.status == JobStatus.RUNNING,
+    )
+
+
 async def renew(
-    conn: AsyncConnection, job_id: str, owner: str, lease: dt.timedelta, now: dt.datetime
+    conn: AsyncConnection,
+    job_id: str,
+    owner: str,
+    attempt: int,
+    lease: dt.timedelta,
+    now: dt.datetime,
 ) -> bool:
-    """Extend our lease of a job; ``False`` means another worker took it over."""
-    return await leases.renew(conn, jobs, job_id, owner, lease, now)
+    """Extend our lease of a job; ``False`` means the attempt was taken over or ended."""
+    result = await conn.execute(
+        sa.update(jobs).where(_ours(job_id, owner, attempt)).values(lease_until=now + lease)
+    )
+    return result.rowcount == 1
 
 
 async def finish(
     conn: AsyncConnection,
     job_id: str,
     owner: str,
+    attempt: int,
     now: dt.datetime,
     *,
     status: JobStatus,
@@ -205,24 +228,26 @@ async def finish(
 ) -> bool:
     """End an attempt we still hold: done, failed, or queued again at ``available_at``.
 
-    ``False`` means the lease was lost (fenced on the owner and on ``running``).
+    ``False`` means the lease was lost (fenced on the owner, the attempt and ``running``).
     """
     values: dict[str, Any] = {"status": status}
     if available_at is not None:
         values["available_at"] = available_at
     result = await conn.execute(
         sa.update(jobs)
-        .where(leases.held_by(jobs, job_id, owner), jobs.c.status == JobStatus.RUNNING)
+        .where(_ours(job_id, owner, attempt))
         .values(lease_owner=None, lease_until=None, last_error=last_error, updated_at=now, **values)
     )
     return result.rowcount == 1
 
 
-async def release(conn: AsyncConnection, job_id: str, owner: str, now: dt.datetime) -> None:
+async def release(
+    conn: AsyncConnection, job_id: str, owner: str, attempt: int, now: dt.datetime
+) -> None:
     """Hand a job back unfinished: queued again, and the attempt does not count."""
     await conn.execute(
         sa.update(jobs)
-        .where(leases.held_by(jobs, job_id, owner))
+        .where(_ours(job_id, owner, attempt))
         .values(
             status=JobStatus.QUEUED,
             lease_owner=None,
