@@ -17,7 +17,7 @@ endif
 
 SYSTEM_PYTHON := $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
-.PHONY: setup setup-run plugin run test lint bench clean js web
+.PHONY: setup setup-run plugin run test coverage lint bench clean js web
 
 $(VENV)-tools/bin/uv:
 	$(PYTHON) -m venv $(VENV)-tools
@@ -60,6 +60,18 @@ test: setup js ## The whole test suite (PostgreSQL tests skip loudly without a s
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest
 
+# COVERAGE_FILE is absolute so that child processes started in another directory (the isolation
+# child runs in its scratch directory) write their .coverage.* files here, where combine looks.
+# ARGS passes pytest arguments through: make coverage ARGS="tests/test_isolation.py -q".
+ARGS ?=
+
+coverage: setup js ## The test suite under coverage.py (lines, branches, child processes): report + htmlcov/.
+	$(VENV)/bin/coverage erase
+	COVERAGE_FILE="$(CURDIR)/.coverage" $(VENV)/bin/coverage run -m pytest $(ARGS); status=$$?; \
+	COVERAGE_FILE="$(CURDIR)/.coverage" $(VENV)/bin/coverage combine -q && \
+	$(VENV)/bin/coverage report && $(VENV)/bin/coverage html -q && \
+	echo "HTML report: htmlcov/index.html" && exit $$status
+
 lint: setup ## ruff, mypy and the import layers (.importlinter).
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -75,4 +87,4 @@ bench: setup ## Benchmarks: print figures, never pass/fail.
 	@for script in bench/*.py; do echo "== $$script"; $(VENV)/bin/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(VENV)-tools $(RUN_VENV) aecflow-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-tools $(RUN_VENV) aecflow-data .pytest_cache .ruff_cache htmlcov .coverage .coverage.*
