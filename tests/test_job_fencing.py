@@ -135,3 +135,49 @@ async def test_a_worker_that_reclaimed_its_own_job_records_only_the_new_attempt(
         done = await flow.get(record.id)
         assert done.status == "processed"
         assert (done.processing["attempts"], done.processing["error"]) == (2, None)
+
+
+async def test_a_lost_attempts_late_artifacts_leave_the_winners_in_place(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Both attempts of one job write an artifact of the same name; the new attempt ends first
+    and records its artifact. The lost attempt's finish is refused and its objects are removed:
+    that must not remove the winner's (the attempt number is part of the key)."""
+    settings = make_settings(
+        tmp_path, database_url, notifiers=[], processing={"lease_s": 30, "max_attempts": 2}
+    )
+    gates = [asyncio.Event(), asyncio.Event()]
+    started = [asyncio.Event(), asyncio.Event()]
+    calls: list[int] = []
+
+    async def gated_runner(spec, path, context, limits) -> RunReport:  # type: ignore[no-untyped-def]
+        index = len(calls)
+        calls.append(index)
+        (context.output_dir / "out.txt").write_bytes(f"attempt {index + 1}".encode())
+        started[index].set()
+        await gates[index].wait()
+        artifact = {"name": "out.txt", "media_type": "text/plain"}
+        return RunReport(Outcome.SUCCEEDED, {"n": index}, None, 0.01, None, "", (artifact,))
+
+    async with Flow.open(settings, plugins=PLUGINS) as flow:
+        record = await flow.ingest("p1", "a.ok", aiter_bytes(b"data"))
+        worker = Worker(flow.runtime, concurrency=2, runner=gated_runner)
+        assert await worker.fill() == 1
+        await started[0].wait()
+        [(job_id, lost)] = worker.running.items()
+        async with flow.engine.begin() as conn:
+            await conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+            )
+        assert await worker.fill() == 1
+        await started[1].wait()
+        current = worker.running[job_id]
+        gates[1].set()
+        await current
+        gates[0].set()
+        await lost
+        [artifact] = await flow.artifacts(record.id)
+        chunks = [c async for c in flow.runtime.storage.open(artifact.storage_key)]
+        assert b"".join(chunks) == b"attempt 2"

@@ -423,8 +423,8 @@ class Worker:
         self, job: JobRow, record: FileRecord, output_dir: Path, report: RunReport
     ) -> tuple[tuple[dict[str, Any], ...], str | None]:
         """Stream each declared artifact from the child's output directory into storage,
-        under the file's key space and this job's id (a rerun never overwrites the artifact
-        being served). Returns what was stored, or why the declaration is refused (a
+        under the file's key space, this job's id and attempt (neither a rerun nor a lost attempt
+        of the same job cleaning up after itself touches the artifact being served). Returns what was stored, or why the declaration is refused (a
         processor's mistake: the objects already stored are removed again)."""
         stored: list[dict[str, Any]] = []
         problem = None
@@ -440,7 +440,7 @@ class Worker:
                     problem = f"artifact {name!r} has an invalid media type {media_type[:100]!r}"
                 if problem:
                     break
-                key = f"{record.storage_key}.artifacts/{job.id}/{name}"
+                key = f"{record.storage_key}.artifacts/{job.id}-{job.attempts}/{name}"
                 size = (await asyncio.to_thread(path.stat)).st_size
                 obj = await self.runtime.storage.put(
                     key, file_chunks(path), size=size, content_type=media_type
