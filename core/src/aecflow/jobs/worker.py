@@ -424,8 +424,9 @@ class Worker:
     ) -> tuple[tuple[dict[str, Any], ...], str | None]:
         """Stream each declared artifact from the child's output directory into storage,
         under the file's key space, this job's id and attempt (neither a rerun nor a lost attempt
-        of the same job cleaning up after itself touches the artifact being served). Returns what was stored, or why the declaration is refused (a
-        processor's mistake: the objects already stored are removed again)."""
+        of the same job cleaning up after itself touches the artifact being served). Returns
+        what was stored, or why the declaration is refused (a processor's mistake: the objects
+        already stored are removed again)."""
         stored: list[dict[str, Any]] = []
         problem = None
         try:
