@@ -209,10 +209,7 @@ async def renew(
     now: dt.datetime,
 ) -> bool:
     """Extend our lease of a job; ``False`` means the attempt was taken over or ended."""
-    result = await conn.execute(
-        sa.update(jobs).where(_ours(job_id, owner, attempt)).values(lease_until=now + lease)
-    )
-    return result.rowcount == 1
+    return await leases.renew(conn, jobs, _ours(job_id, owner, attempt), lease, now)
 
 
 async def finish(

@@ -5,8 +5,9 @@ A worker claims rows with one statement,
 LIMIT n) RETURNING *``, so two workers never claim the same row and neither waits for the
 other. A lease that expires (the worker died) makes the row claimable again, unless that claim
 used its last attempt: :func:`aecflow.store.jobs.expire` ends such a job instead, so it is never
-run again. Whatever the worker does afterwards is fenced on ``lease_owner``, so a worker that
-lost its lease cannot overwrite a newer result. SQLite ignores ``FOR UPDATE``; its single writer
+run again. Whatever the worker does afterwards is fenced on ``lease_owner`` (jobs also on their
+attempt number: one process may claim its own expired job again), so a worker that lost its
+lease cannot overwrite a newer result. SQLite ignores ``FOR UPDATE``; its single writer
 makes the same statement atomic there.
 """
 
@@ -35,13 +36,11 @@ def held_by(table: sa.Table, row_id: str, owner: str) -> sa.ColumnElement[bool]:
 async def renew(
     conn: AsyncConnection,
     table: sa.Table,
-    row_id: str,
-    owner: str,
+    fence: sa.ColumnElement[bool],
     lease: dt.timedelta,
     now: dt.datetime,
 ) -> bool:
-    """Extend our lease; ``False`` means another worker took the row over."""
-    result = await conn.execute(
-        sa.update(table).where(held_by(table, row_id, owner)).values(lease_until=now + lease)
-    )
+    """Extend our lease of the row ``fence`` (at least :func:`held_by`) selects; ``False``
+    means it was taken over."""
+    result = await conn.execute(sa.update(table).where(fence).values(lease_until=now + lease))
     return result.rowcount == 1
