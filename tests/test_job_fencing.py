@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from aecflow.flow import Flow
 from aecflow.isolation import RunReport
@@ -30,16 +33,18 @@ OWNER = "worker:host:1:abc"
 LEASE = dt.timedelta(seconds=4)
 
 
+async def _expire_lease(conn: AsyncConnection, job_id: str, now: dt.datetime) -> None:
+    await conn.execute(
+        sa.update(jobs).where(jobs.c.id == job_id).values(lease_until=now - dt.timedelta(seconds=1))
+    )
+
+
 async def _reclaimed(flow: Flow) -> tuple[job_rows.JobRow, job_rows.JobRow, dt.datetime]:
     """Claim, let the lease expire (by SQL), and claim again under the same owner."""
     now = dt.datetime.now(dt.UTC)
     async with flow.engine.begin() as conn:
         [first] = await job_rows.claim(conn, OWNER, 5, LEASE, now, max_attempts=3)
-        await conn.execute(
-            sa.update(jobs)
-            .where(jobs.c.id == first.id)
-            .values(lease_until=now - dt.timedelta(seconds=1))
-        )
+        await _expire_lease(conn, first.id, now)
     async with flow.engine.begin() as conn:
         [second] = await job_rows.claim(conn, OWNER, 5, LEASE, now, max_attempts=3)
     assert (second.id, second.attempts) == (first.id, 2)
@@ -84,6 +89,41 @@ async def test_a_lost_attempt_cannot_finish_renew_or_release_its_successor(
         assert (row.status, row.attempts, row.lease_owner) == (JobStatus.DONE, 2, None)
 
 
+class GatedRunner:
+    """Stands in for the isolated run: attempt ``i`` (0-based) starts, then waits for
+    ``gates[i]`` and returns ``report_of(i, context)``, so a test orders the attempts' ends."""
+
+    def __init__(self, report_of: Callable[[int, Any], RunReport]) -> None:
+        self.report_of = report_of
+        self.started = [asyncio.Event(), asyncio.Event()]
+        self.gates = [asyncio.Event(), asyncio.Event()]
+        self.calls = 0
+
+    async def __call__(self, spec: Any, path: Any, context: Any, limits: Any) -> RunReport:
+        index, self.calls = self.calls, self.calls + 1
+        self.started[index].set()
+        await self.gates[index].wait()
+        return self.report_of(index, context)
+
+
+async def _reclaimed_by_the_same_worker(
+    flow: Flow, runner: GatedRunner
+) -> tuple[Worker, str, asyncio.Task[Any], asyncio.Task[Any]]:
+    """One worker claims the job, its lease expires (by SQL), and it claims the job again:
+    the worker, the job id, the lost attempt's task and the new attempt's, both still running."""
+    worker = Worker(flow.runtime, concurrency=2, runner=runner)
+    assert await worker.fill() == 1
+    await runner.started[0].wait()
+    [(job_id, lost)] = worker.running.items()
+    async with flow.engine.begin() as conn:
+        await _expire_lease(conn, job_id, dt.datetime.now(dt.UTC))
+    assert await worker.fill() == 1  # the same owner claims its expired job again
+    await runner.started[1].wait()
+    current = worker.running[job_id]
+    assert current is not lost
+    return worker, job_id, lost, current
+
+
 async def test_a_worker_that_reclaimed_its_own_job_records_only_the_new_attempt(
     tmp_path: Path, database_url: str
 ) -> None:
@@ -92,49 +132,32 @@ async def test_a_worker_that_reclaimed_its_own_job_records_only_the_new_attempt(
     settings = make_settings(
         tmp_path, database_url, notifiers=[], processing={"lease_s": 30, "max_attempts": 2}
     )
-    gates = [asyncio.Event(), asyncio.Event()]
     reports = [
         RunReport(Outcome.INVALID_INPUT, None, "late and wrong", 1.0, None, ""),
         RunReport(Outcome.SUCCEEDED, {"ok": True}, None, 0.01, None, ""),
     ]
-    started = [asyncio.Event(), asyncio.Event()]
-    calls: list[int] = []
-
-    async def gated_runner(spec, path, context, limits) -> RunReport:  # type: ignore[no-untyped-def]
-        index = len(calls)
-        calls.append(index)
-        started[index].set()
-        await gates[index].wait()
-        return reports[index]
-
+    runner = GatedRunner(lambda index, _context: reports[index])
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         record = await flow.ingest("p1", "a.ok", aiter_bytes(b"data"))
-        worker = Worker(flow.runtime, concurrency=2, runner=gated_runner)
-        assert await worker.fill() == 1
-        await started[0].wait()
-        [(job_id, lost)] = worker.running.items()
-        async with flow.engine.begin() as conn:
-            await conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-            )
-        assert await worker.fill() == 1  # the same owner claims its expired job again
-        await started[1].wait()
-        current = worker.running[job_id]
-        assert current is not lost
-        gates[0].set()
+        worker, job_id, lost, current = await _reclaimed_by_the_same_worker(flow, runner)
+        runner.gates[0].set()
         await lost
         assert worker.running.get(job_id) is current
         row = await _row(flow, job_id)
         assert (row.status, row.attempts) == (JobStatus.RUNNING, 2)
-        gates[1].set()
+        runner.gates[1].set()
         await current
         row = await _row(flow, job_id)
         assert (row.status, row.attempts, row.lease_owner) == (JobStatus.DONE, 2, None)
         done = await flow.get(record.id)
         assert done.status == "processed"
         assert (done.processing["attempts"], done.processing["error"]) == (2, None)
+
+
+def _artifact_report(index: int, context: Any) -> RunReport:
+    (context.output_dir / "out.txt").write_bytes(f"attempt {index + 1}".encode())
+    artifact = {"name": "out.txt", "media_type": "text/plain"}
+    return RunReport(Outcome.SUCCEEDED, {"n": index}, None, 0.01, None, "", (artifact,))
 
 
 async def test_a_lost_attempts_late_artifacts_leave_the_winners_in_place(
@@ -146,37 +169,13 @@ async def test_a_lost_attempts_late_artifacts_leave_the_winners_in_place(
     settings = make_settings(
         tmp_path, database_url, notifiers=[], processing={"lease_s": 30, "max_attempts": 2}
     )
-    gates = [asyncio.Event(), asyncio.Event()]
-    started = [asyncio.Event(), asyncio.Event()]
-    calls: list[int] = []
-
-    async def gated_runner(spec, path, context, limits) -> RunReport:  # type: ignore[no-untyped-def]
-        index = len(calls)
-        calls.append(index)
-        (context.output_dir / "out.txt").write_bytes(f"attempt {index + 1}".encode())
-        started[index].set()
-        await gates[index].wait()
-        artifact = {"name": "out.txt", "media_type": "text/plain"}
-        return RunReport(Outcome.SUCCEEDED, {"n": index}, None, 0.01, None, "", (artifact,))
-
+    runner = GatedRunner(_artifact_report)
     async with Flow.open(settings, plugins=PLUGINS) as flow:
         record = await flow.ingest("p1", "a.ok", aiter_bytes(b"data"))
-        worker = Worker(flow.runtime, concurrency=2, runner=gated_runner)
-        assert await worker.fill() == 1
-        await started[0].wait()
-        [(job_id, lost)] = worker.running.items()
-        async with flow.engine.begin() as conn:
-            await conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(lease_until=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
-            )
-        assert await worker.fill() == 1
-        await started[1].wait()
-        current = worker.running[job_id]
-        gates[1].set()
+        _worker, _job_id, lost, current = await _reclaimed_by_the_same_worker(flow, runner)
+        runner.gates[1].set()
         await current
-        gates[0].set()
+        runner.gates[0].set()
         await lost
         [artifact] = await flow.artifacts(record.id)
         chunks = [c async for c in flow.runtime.storage.open(artifact.storage_key)]

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 import aecflow
+from aecflow.config import Settings
 from aecflow.errors import ObjectNotFound
 from aecflow.testing.live import live_host
 
@@ -52,22 +53,36 @@ IDS = """<?xml version="1.0" encoding="UTF-8"?>
 STEPS = ["ifc", "ifc-validate", "ifc-ids", "ifc-csv"]
 
 
-class CrashPlugin:
+class FaultyStepsPlugin:
+    """Steps that fail on purpose (only where a pipeline names them): one crashes, one stalls."""
+
     @staticmethod
     @aecflow.hookimpl
     def register_processors(registry) -> None:
-        registry.add(
-            "t-ifc-crash", isolation_processors.IfcCrash, config=isolation_processors.NoConfig
-        )
+        no_config = isolation_processors.NoConfig
+        registry.add("t-ifc-crash", isolation_processors.IfcCrash, config=no_config)
+        registry.add("t-ifc-stall", isolation_processors.IfcStall, config=no_config)
 
 
-class StallPlugin:
-    @staticmethod
-    @aecflow.hookimpl
-    def register_processors(registry) -> None:
-        registry.add(
-            "t-ifc-stall", isolation_processors.IfcStall, config=isolation_processors.NoConfig
-        )
+def _pipeline_settings(tmp_path: Path, database_url: str, **processing: Any) -> Settings:
+    """No auth, an embedded worker polling fast, one attempt per step, two steps at a time."""
+    return make_settings(
+        tmp_path,
+        database_url,
+        auth={"mode": "none"},
+        worker={"embedded": True, "poll_interval_s": 0.05},
+        processing={"max_attempts": 1, "concurrency": 2, **processing},
+    )
+
+
+async def _upload_settled(
+    client: httpx.AsyncClient, project: str, filename: str, data: bytes
+) -> tuple[str, dict[str, Any]]:
+    """Upload over HTTP and wait until every step ended: the file id and its record."""
+    created = await client.post(f"/v1/projects/{project}/files?filename={filename}", content=data)
+    assert created.status_code == 201, created.text
+    file_id = created.json()["id"]
+    return file_id, await _settled(client, file_id)
 
 
 async def _settled(
@@ -93,8 +108,7 @@ async def _assert_artifacts_byte_identical(
         assert content.status_code == 200
         assert hashlib.sha256(content.content).hexdigest() == artifact["sha256"]
         assert len(content.content) == artifact["size"]
-        async with flow.engine.connect():
-            row = await flow.artifact(file_id, artifact["name"])
+        row = await flow.artifact(file_id, artifact["name"])
         stored = b"".join([c async for c in flow.storage.open(row.storage_key)])
         assert stored == content.content
 
@@ -102,21 +116,15 @@ async def _assert_artifacts_byte_identical(
 async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_url: str) -> None:
     ids_file = tmp_path / "walls.ids"
     ids_file.write_text(IDS, encoding="utf-8")
-    settings = make_settings(
+    settings = _pipeline_settings(
         tmp_path,
         database_url,
-        auth={"mode": "none"},
-        worker={"embedded": True, "poll_interval_s": 0.05},
-        processing={
-            "pipeline": ["ifc"],
-            "max_attempts": 1,
-            "concurrency": 2,
-            "projects": {"fzk": {"pipeline": [*STEPS, "t-ifc-crash"]}},
-            "processors": {"ifc-ids": {"projects": {"fzk": [str(ids_file)]}}},
-        },
+        pipeline=["ifc"],
+        projects={"fzk": {"pipeline": [*STEPS, "t-ifc-crash"]}},
+        processors={"ifc-ids": {"projects": {"fzk": [str(ids_file)]}}},
     )
     async with (
-        live_host(settings, plugins=[("crash", CrashPlugin)]) as (url, app),
+        live_host(settings, plugins=[("faulty", FaultyStepsPlugin)]) as (url, app),
         httpx.AsyncClient(base_url=url, timeout=120) as client,
     ):
         flow = app.state.flow
@@ -129,12 +137,9 @@ async def test_fzk_haus_through_a_pipeline_over_http(tmp_path: Path, database_ur
         other = (await client.get("/v1/projects/other/pipeline")).json()
         assert (other["pipeline"], other["source"]) == (["ifc"], "config")
 
-        created = await client.post(
-            "/v1/projects/fzk/files?filename=AC20-FZK-Haus.ifc", content=FZK.read_bytes()
+        file_id, record = await _upload_settled(
+            client, "fzk", "AC20-FZK-Haus.ifc", FZK.read_bytes()
         )
-        assert created.status_code == 201, created.text
-        file_id = created.json()["id"]
-        record = await _settled(client, file_id)
 
         # every step ran and has its own outcome; the crash fails the file, naming itself
         steps = record["steps"]
@@ -229,28 +234,19 @@ async def test_a_step_past_its_time_limit_times_out_and_fails_the_file(
 ) -> None:
     """Only the stalled step is cut off at its own limit; the steps beside it still succeed."""
     pipeline = ["ifc", "t-ifc-stall", "ifc-csv"]
-    settings = make_settings(
+    settings = _pipeline_settings(
         tmp_path,
         database_url,
-        auth={"mode": "none"},
-        worker={"embedded": True, "poll_interval_s": 0.05},
-        processing={
-            "pipeline": pipeline,
-            "max_attempts": 1,
-            "concurrency": 2,
-            "processors": {"t-ifc-stall": {"timeout_s": 1.5}},
-        },
+        pipeline=pipeline,
+        processors={"t-ifc-stall": {"timeout_s": 1.5}},
     )
     async with (
-        live_host(settings, plugins=[("stall", StallPlugin)]) as (url, _app),
+        live_host(settings, plugins=[("faulty", FaultyStepsPlugin)]) as (url, _app),
         httpx.AsyncClient(base_url=url, timeout=120) as client,
     ):
-        created = await client.post(
-            "/v1/projects/p/files?filename=IfcOpenHouse_IFC4.ifc",
-            content=OPEN_HOUSE.read_bytes(),
+        _file_id, record = await _upload_settled(
+            client, "p", "IfcOpenHouse_IFC4.ifc", OPEN_HOUSE.read_bytes()
         )
-        assert created.status_code == 201, created.text
-        record = await _settled(client, created.json()["id"])
 
         steps = record["steps"]
         assert list(steps) == pipeline
@@ -273,23 +269,12 @@ async def test_duplex_through_ifc_validate_and_csv_over_http(
 ) -> None:
     """A second real model (IFC2X3, not FZK-Haus) through the artifact-writing steps."""
     pipeline = ["ifc", "ifc-validate", "ifc-csv"]
-    settings = make_settings(
-        tmp_path,
-        database_url,
-        auth={"mode": "none"},
-        worker={"embedded": True, "poll_interval_s": 0.05},
-        processing={"pipeline": pipeline, "max_attempts": 1, "concurrency": 2},
-    )
+    settings = _pipeline_settings(tmp_path, database_url, pipeline=pipeline)
     async with (
         live_host(settings) as (url, app),
         httpx.AsyncClient(base_url=url, timeout=120) as client,
     ):
-        created = await client.post(
-            "/v1/projects/p/files?filename=duplex.ifc", content=DUPLEX.read_bytes()
-        )
-        assert created.status_code == 201, created.text
-        file_id = created.json()["id"]
-        record = await _settled(client, file_id)
+        file_id, record = await _upload_settled(client, "p", "duplex.ifc", DUPLEX.read_bytes())
 
         steps = record["steps"]
         assert {n: steps[n]["outcome"] for n in steps} == dict.fromkeys(pipeline, "succeeded")
